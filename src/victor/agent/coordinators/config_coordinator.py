@@ -1,0 +1,190 @@
+"""Per-session configuration: merged from providers (environment, files, databases)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from victor.errors import ConfigError
+from victor.protocols import IConfigProvider
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ConfigCoordinator",
+    "EnvironmentConfigProvider",
+    "FileConfigProvider",
+    "IConfigProvider",
+    "deep_merge",
+    "tenant_of",
+]
+
+
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` wins; nested dicts (such as ``tool_selection``) merge key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            merged[key] = deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def tenant_of(session_id: str | None) -> str | None:
+    """``"acme:session-1"`` belongs to tenant ``"acme"``; a plain id to none."""
+    if session_id and ":" in session_id:
+        tenant = session_id.split(":", 1)[0]
+        return tenant or None
+    return None
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+class EnvironmentConfigProvider(IConfigProvider):
+    """Config from environment variables: ``VICTOR_CONFIG_MODEL=gpt-4o`` sets ``model``;
+    a double underscore nests (``VICTOR_CONFIG_TOOL_SELECTION__STRATEGY=hybrid``).
+    Values are parsed as JSON when they can be (numbers, booleans, lists)."""
+
+    def __init__(
+        self,
+        prefix: str = "VICTOR_CONFIG_",
+        *,
+        priority: int = 10,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self._priority = priority
+        self._environ = environ
+        self.reload()
+
+    def priority(self) -> int:
+        return self._priority
+
+    def reload(self) -> None:
+        environ = os.environ if self._environ is None else self._environ
+        config: dict[str, Any] = {}
+        for name, raw in environ.items():
+            if not name.startswith(self.prefix) or len(name) == len(self.prefix):
+                continue
+            path = name[len(self.prefix) :].lower().split("__")
+            node = config
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"environment variable {name}: {part!r} is not a section")
+            node[path[-1]] = _parse_env_value(raw)
+        self._config = config
+
+    async def get_config(self, session_id: str) -> dict[str, Any]:
+        return dict(self._config)
+
+
+class FileConfigProvider(IConfigProvider):
+    """Config from a JSON or YAML file, re-read when the file changes.
+
+    Top-level keys apply to every session; ``tenants: {name: {...}}`` and
+    ``sessions: {id: {...}}`` overlay them for one tenant or session. A file that cannot
+    be parsed raises :class:`ConfigError` naming the file and line; after a bad edit to a
+    file that was good, the last good version stays in use (logged).
+    """
+
+    def __init__(self, path: str | Path, *, priority: int = 50) -> None:
+        self.path = Path(path)
+        self._priority = priority
+        self._mtime: float | None = None
+        self._data: dict[str, Any] = {}
+        self._load(initial=True)
+
+    def priority(self) -> int:
+        return self._priority
+
+    def _parse(self, text: str) -> dict[str, Any]:
+        if self.path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f"{self.path}:{mark.line + 1}" if mark else str(self.path)
+                raise ConfigError(f"{where}: invalid YAML: {exc}") from None
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{self.path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.path}: the top level must be a mapping of settings")
+        for section in ("tenants", "sessions"):
+            value = data.get(section)
+            if value is not None and not (
+                isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+            ):
+                raise ConfigError(f"{self.path}: '{section}' must map names to settings")
+        return data
+
+    def _load(self, initial: bool = False) -> None:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            raise ConfigError(f"{self.path}: config file not found") from None
+        if mtime == self._mtime:
+            return
+        try:
+            self._data = self._parse(self.path.read_text(encoding="utf-8"))
+        except ConfigError:
+            if initial:
+                raise
+            logger.exception("keeping the previous config of %s", self.path)
+        self._mtime = mtime
+
+    async def get_config(self, session_id: str) -> dict[str, Any]:
+        self._load()
+        data = self._data
+        config = {k: v for k, v in data.items() if k not in ("tenants", "sessions")}
+        tenant = tenant_of(session_id)
+        if tenant and tenant in (data.get("tenants") or {}):
+            config = deep_merge(config, data["tenants"][tenant])
+        if session_id in (data.get("sessions") or {}):
+            config = deep_merge(config, data["sessions"][session_id])
+        return config
+
+
+class ConfigCoordinator:
+    """Merges the config of every provider for a session: lower priority first, so the
+    highest priority wins, then ``config_override`` on top.
+
+    Subclasses may override :meth:`load_config` entirely (an A/B test assigning variants
+    does); they need not call ``__init__``.
+    """
+
+    providers: Sequence[IConfigProvider] = ()
+
+    def __init__(self, providers: Sequence[IConfigProvider] | None = None) -> None:
+        self.providers = sorted(providers or (), key=lambda p: p.priority())
+
+    def add_provider(self, provider: IConfigProvider) -> None:
+        self.providers = sorted([*self.providers, provider], key=lambda p: p.priority())
+
+    async def load_config(
+        self, session_id: str, config_override: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for provider in self.providers:
+            merged = deep_merge(merged, await provider.get_config(session_id))
+        if config_override:
+            merged = deep_merge(merged, config_override)
+        return merged

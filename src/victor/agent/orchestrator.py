@@ -1,0 +1,472 @@
+"""``AgentOrchestrator``: the agent loop, with every policy delegated to a coordinator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
+from victor.agent.coordinators.config_coordinator import ConfigCoordinator, tenant_of
+from victor.agent.coordinators.context_coordinator import ContextCoordinator
+from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
+from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
+from victor.agent.turn import Turn, check_config
+from victor.analytics.pricing import PriceTable, default_price_table
+from victor.config.settings import Settings
+from victor.errors import ConfigError, ToolLoopLimitError
+from victor.protocols import (
+    ChatResponse,
+    IProvider,
+    ISessionStore,
+    Message,
+    PromptContext,
+    StreamChunk,
+    Tool,
+    ToolCall,
+    ToolResult,
+)
+from victor.providers.catalog import context_window
+from victor.tools.decorator import function_tool
+from victor.tools.executor import ToolExecutor
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AgentOrchestrator"]
+
+
+def _provider_from_environment(settings: Settings) -> IProvider:
+    if os.environ.get("OPENAI_API_KEY"):
+        from victor.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(timeout=settings.request_timeout, max_retries=settings.max_retries)
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        from victor.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(timeout=settings.request_timeout, max_retries=settings.max_retries)
+    raise ConfigError(
+        "no provider given: pass provider=..., or set OPENAI_API_KEY or ANTHROPIC_API_KEY "
+        "(for a local OpenAI-compatible server use OpenAIProvider(base_url=...))"
+    )
+
+
+class AgentOrchestrator:
+    """Runs conversations: model -> tools -> model ... -> answer.
+
+    Each turn asks the coordinators for the session's config, the system prompt, whether
+    to compact the history, and which tools to offer; it runs the tools the model calls
+    (in parallel, validated, with timeouts) and emits analytics events. History is kept
+    per ``session_id`` (SQLite by default) and only stored once a turn succeeds, so a
+    failed turn leaves it as it was. Turns of one session run one at a time.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        provider: IProvider | None = None,
+        model: str | None = None,
+        tools: Iterable[Tool | Callable[..., Any]] | None = None,
+        *,
+        system_prompt: str | None = None,
+        session_store: ISessionStore | None = None,
+        price_table: PriceTable | None = None,
+        _config_coordinator: ConfigCoordinator | None = None,
+        _prompt_coordinator: PromptCoordinator | None = None,
+        _analytics_coordinator: AnalyticsCoordinator | None = None,
+        _context_coordinator: ContextCoordinator | None = None,
+        _tool_selection_coordinator: ToolSelectionCoordinator | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.provider = (
+            provider if provider is not None else _provider_from_environment(self.settings)
+        )
+        self.model = model or self.settings.default_model
+        self.system_prompt = system_prompt
+        self.config_coordinator = _config_coordinator or ConfigCoordinator()
+        self.prompt_coordinator = _prompt_coordinator or PromptCoordinator()
+        self.context_coordinator = _context_coordinator or ContextCoordinator()
+        self.tool_selection_coordinator = _tool_selection_coordinator or ToolSelectionCoordinator(
+            max_tools=self.settings.max_tools
+        )
+        self.analytics_coordinator = _analytics_coordinator or AnalyticsCoordinator()
+        if session_store is None:
+            from victor.sessions import session_store_from_settings
+
+            session_store = session_store_from_settings(self.settings)
+        self.session_store = session_store
+        self.price_table = price_table or default_price_table()
+        self.executor = ToolExecutor(
+            timeout=self.settings.tool_timeout,
+            max_parallel=self.settings.max_parallel_tools,
+            max_result_chars=self.settings.max_tool_result_chars,
+        )
+        self.tools: dict[str, Tool] = {}
+        self._locks: dict[str, list[Any]] = {}  # session id -> [lock, users]
+        self._closed = False
+        if tools:
+            self.register_tools(tools)
+
+    # -- tools ------------------------------------------------------------------------
+
+    def register_tools(self, tools: Iterable[Tool | Callable[..., Any]]) -> None:
+        """Add tools: ``Tool`` objects or plain typed functions (wrapped as by ``@tool``)."""
+        for item in tools:
+            built = item if isinstance(item, Tool) else function_tool(item)
+            if built.name in self.tools and self.tools[built.name] is not built:
+                raise ValueError(f"a tool named {built.name!r} is already registered")
+            self.tools[built.name] = built
+
+    # -- public API -------------------------------------------------------------------
+
+    async def chat(
+        self, message: str, session_id: str | None = None, **overrides: Any
+    ) -> ChatResponse:
+        """One turn: the user's ``message`` in, the model's answer out.
+
+        ``overrides`` (``model=``, ``temperature=``, ``max_tokens=``, ``system_prompt=``,
+        any config key) apply to this turn only, on top of the session's config.
+        """
+        response: ChatResponse | None = None
+        async for chunk in self._turn(message, session_id, overrides, streaming=False):
+            if chunk.type == "done":
+                response = chunk.response
+        assert response is not None
+        return response
+
+    async def stream(
+        self, message: str, session_id: str | None = None, **overrides: Any
+    ) -> AsyncIterator[StreamChunk]:
+        """Like :meth:`chat`, yielding text as it arrives, tool starts and ends, and a last
+        ``done`` chunk with the whole response."""
+        async for chunk in self._turn(message, session_id, overrides, streaming=True):
+            yield chunk
+
+    async def history(self, session_id: str) -> list[Message]:
+        """The stored messages of a session (empty when it does not exist)."""
+        return await self.session_store.load(session_id) or []
+
+    async def aclose(self) -> None:
+        """Store pending history, flush analytics and close the provider."""
+        if self._closed:
+            return
+        self._closed = True
+        for close in (
+            self.session_store.aclose,
+            self.analytics_coordinator.aclose,
+            self.provider.aclose,
+        ):
+            try:
+                await close()
+            except Exception:
+                logger.exception("error while closing %r", close)
+
+    async def __aenter__(self) -> AgentOrchestrator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- the turn ---------------------------------------------------------------------
+
+    async def _turn(
+        self, message: str, session_id: str | None, overrides: dict[str, Any], *, streaming: bool
+    ) -> AsyncIterator[StreamChunk]:
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a string, not {type(message).__name__}")
+        if not message.strip():
+            raise ValueError("message is empty")
+        if self._closed:
+            raise RuntimeError("the orchestrator is closed")
+        generated = session_id is None
+        if session_id is None:
+            session_id = uuid.uuid4().hex
+        elif not isinstance(session_id, str) or not session_id:
+            raise ValueError(f"session_id must be a non-empty string, not {session_id!r}")
+        entry = self._locks.get(session_id)
+        if entry is None:
+            entry = self._locks[session_id] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                turn = await self._prepare(message, session_id, overrides, generated)
+                try:
+                    async for chunk in self._loop(turn, streaming):
+                        yield chunk
+                except Exception as exc:
+                    self._emit_error(turn, exc, "loop")
+                    raise
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[session_id]
+
+    async def _prepare(
+        self, message: str, session_id: str, overrides: dict[str, Any], generated: bool
+    ) -> Turn:
+        config = await self.config_coordinator.load_config(
+            session_id, config_override=overrides or None
+        )
+        if not isinstance(config, dict):
+            raise ConfigError(
+                f"{type(self.config_coordinator).__name__}.load_config returned "
+                f"{type(config).__name__}, not a dict"
+            )
+        if config:
+            check_config(config)
+        settings = self.settings
+        turn = Turn(
+            session_id=session_id,
+            query=message,
+            config=config,
+            model=config.get("model") or self.model,
+            temperature=config.get("temperature", settings.temperature),
+            max_tokens=config.get("max_tokens", settings.max_tokens),
+            max_iterations=config.get("max_tool_iterations", settings.max_tool_iterations),
+            tenant_id=config.get("tenant_id") or tenant_of(session_id),
+            variant=config.get("variant"),
+            experiment=config.get("experiment"),
+            analytics=self.analytics_coordinator.enabled
+            and config.get("enable_analytics", settings.enable_analytics),
+            started=time.perf_counter(),
+        )
+        history = None if generated else await self.session_store.load(session_id)
+        if history is None:
+            turn.is_new = True
+            history = []
+            if turn.analytics:
+                self.analytics_coordinator.emit(turn.event("session_start", {}))
+        turn.history = history
+        turn.new_messages.append(Message(role="user", content=message))
+        return turn
+
+    async def _system_prompt(self, turn: Turn) -> str:
+        base = turn.config.get("system_prompt") or self.system_prompt
+        if not self.prompt_coordinator.contributors:
+            return base or ""
+        context = PromptContext(
+            session_id=turn.session_id,
+            tenant_id=turn.tenant_id,
+            query=turn.query,
+            model=turn.model,
+            variant=turn.variant,
+            config=turn.config,
+        )
+        return await self.prompt_coordinator.build_system_prompt(context, base)
+
+    async def _compact(self, turn: Turn) -> None:
+        threshold = turn.config.get(
+            "context_compaction_threshold", self.settings.context_compaction_threshold
+        )
+        compacted = await self.context_coordinator.maybe_compact(
+            turn.history + turn.new_messages,
+            context_window=context_window(turn.model, self.settings.context_window),
+            threshold=threshold,
+            session_id=turn.session_id,
+            model=turn.model,
+        )
+        if compacted is not None:
+            # The user's message stays last; what came before it is the new history.
+            turn.history = [m for m in compacted if m is not turn.new_messages[0]]
+            turn.compacted = True
+
+    async def _select_tools(self, turn: Turn) -> None:
+        if not self.tools:
+            return
+        selection = await self.tool_selection_coordinator.select_for_turn(
+            turn.query, list(self.tools.values()), config=turn.config, history=turn.history
+        )
+        turn.tools = selection.tools
+        if turn.analytics and selection.strategy != "all":
+            self.analytics_coordinator.emit(
+                turn.event(
+                    "tool_selection",
+                    {
+                        "strategy": selection.strategy,
+                        "candidates": selection.candidates,
+                        "chosen": [t.name for t in selection.tools],
+                        "latency_ms": selection.latency_ms,
+                        "fallback": selection.fallback,
+                    },
+                )
+            )
+
+    async def _call_model(
+        self, turn: Turn, messages: list[Message], streaming: bool
+    ) -> AsyncIterator[StreamChunk]:
+        options: dict[str, Any] = {}
+        if turn.temperature is not None:
+            options["temperature"] = turn.temperature
+        if turn.max_tokens is not None:
+            options["max_tokens"] = turn.max_tokens
+        start = time.perf_counter()
+        if streaming:
+            response = None
+            async for chunk in self.provider.stream(
+                messages, model=turn.model, tools=turn.tools, **options
+            ):
+                if chunk.type == "done":
+                    response = chunk.response
+                elif chunk.type == "text":
+                    yield chunk
+            if response is None:
+                from victor.errors import ProviderResponseError
+
+                raise ProviderResponseError(
+                    "the stream ended without a final response", provider=self.provider.name
+                )
+        else:
+            response = await self.provider.chat(
+                messages, model=turn.model, tools=turn.tools, **options
+            )
+        turn.usage = turn.usage + response.usage
+        if turn.analytics:
+            self.analytics_coordinator.emit(
+                turn.event(
+                    "llm_request",
+                    {
+                        "gen_ai.request.model": turn.model,
+                        "gen_ai.response.model": response.model,
+                        "gen_ai.provider.name": self.provider.name,
+                        "latency_ms": (time.perf_counter() - start) * 1000,
+                        "gen_ai.usage.input_tokens": response.usage.input_tokens,
+                        "gen_ai.usage.output_tokens": response.usage.output_tokens,
+                        "gen_ai.response.finish_reasons": [response.finish_reason],
+                    },
+                )
+            )
+        yield StreamChunk(type="done", response=response)
+
+    async def _loop(self, turn: Turn, streaming: bool) -> AsyncIterator[StreamChunk]:
+        system = await self._system_prompt(turn)
+        await self._compact(turn)
+        await self._select_tools(turn)
+        head = [Message(role="system", content=system)] if system else []
+        calls: list[ToolCall] = []
+        results: list[ToolResult] = []
+        response: ChatResponse | None = None
+        while True:
+            if turn.iterations >= turn.max_iterations:
+                raise ToolLoopLimitError(turn.max_iterations)
+            turn.iterations += 1
+            async for chunk in self._call_model(
+                turn, head + turn.history + turn.new_messages, streaming
+            ):
+                if chunk.type == "done":
+                    response = chunk.response
+                else:
+                    yield chunk
+            assert response is not None
+            if not response.tool_calls:
+                break
+            turn.new_messages.append(
+                Message(role="assistant", content=response.content, tool_calls=response.tool_calls)
+            )
+            if streaming:
+                for call in response.tool_calls:
+                    yield StreamChunk(type="tool_start", tool_call=call)
+            step = await self.executor.run(response.tool_calls, self.tools)
+            for result in step:
+                turn.new_messages.append(
+                    Message(
+                        role="tool",
+                        content=result.content,
+                        tool_call_id=result.call.id,
+                        name=result.call.name,
+                        is_error=result.is_error,
+                    )
+                )
+                if turn.analytics:
+                    self.analytics_coordinator.emit(
+                        turn.event(
+                            "tool_call",
+                            {
+                                "tool": result.call.name,
+                                "gen_ai.tool.name": result.call.name,
+                                "gen_ai.tool.call.id": result.call.id,
+                                "duration_ms": result.duration_ms,
+                                "is_error": result.is_error,
+                            },
+                        )
+                    )
+                if streaming:
+                    yield StreamChunk(type="tool_end", tool_call=result.call, tool_result=result)
+            calls.extend(response.tool_calls)
+            results.extend(step)
+        turn.new_messages.append(Message(role="assistant", content=response.content))
+        await self._store(turn)
+        yield StreamChunk(type="done", response=self._finish(turn, response, calls, results))
+
+    async def _store(self, turn: Turn) -> None:
+        store = self.session_store
+        if turn.compacted:
+            await store.replace(turn.session_id, turn.history + turn.new_messages)
+        elif turn.is_new:
+            await store.create(turn.session_id, turn.new_messages)
+        else:
+            await store.append(turn.session_id, turn.new_messages)
+
+    def _finish(
+        self, turn: Turn, response: ChatResponse, calls: list[ToolCall], results: list[ToolResult]
+    ) -> ChatResponse:
+        usage = turn.usage
+        cost = self.price_table.cost(response.model or turn.model, usage)
+        latency_ms = (time.perf_counter() - turn.started) * 1000
+        if turn.analytics:
+            emit = self.analytics_coordinator.emit
+            emit(
+                turn.event(
+                    "token_usage",
+                    {
+                        "gen_ai.request.model": turn.model,
+                        "gen_ai.usage.input_tokens": usage.input_tokens,
+                        "gen_ai.usage.output_tokens": usage.output_tokens,
+                        "gen_ai.usage.cached_input_tokens": usage.cached_input_tokens,
+                        "total_tokens": usage.total_tokens,
+                        "cost_usd": cost,
+                        "unpriced": cost is None,
+                    },
+                )
+            )
+            emit(
+                turn.event(
+                    "chat_complete",
+                    {
+                        "gen_ai.request.model": turn.model,
+                        "latency_ms": latency_ms,
+                        "iterations": turn.iterations,
+                        "total_tokens": usage.total_tokens,
+                        "cost_usd": cost,
+                    },
+                )
+            )
+        return ChatResponse(
+            content=response.content,
+            tool_calls=calls,
+            tool_results=results,
+            usage=usage,
+            model=response.model or turn.model,
+            finish_reason=response.finish_reason,
+            cost=cost,
+            variant=turn.variant,
+            experiment=turn.experiment,
+            latency_ms=latency_ms,
+            session_id=turn.session_id,
+            raw=response.raw,
+        )
+
+    def _emit_error(self, turn: Turn, exc: BaseException, stage: str) -> None:
+        if turn.analytics:
+            self.analytics_coordinator.emit(
+                turn.event(
+                    "error",
+                    {
+                        "error_type": type(exc).__name__,
+                        "message": str(exc)[:500],
+                        "stage": stage,
+                    },
+                )
+            )

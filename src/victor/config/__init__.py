@@ -1,0 +1,5 @@
+"""Settings and configuration."""
+
+from victor.config.settings import Settings
+
+__all__ = ["Settings"]

@@ -1,0 +1,72 @@
+"""Process-wide settings: defaults, overridden by ``VICTOR_*`` variables and a ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "victor"
+
+
+class Settings(BaseSettings):
+    """Victor's settings. ``Settings()`` with no arguments gives a working setup: SQLite
+    files in :attr:`data_dir`, everything in one process.
+
+    Every field can be set by an environment variable named ``VICTOR_<FIELD>`` (for
+    example ``VICTOR_MAX_TOOL_ITERATIONS=5``) or in a ``.env`` file.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="VICTOR_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+
+    # Conversations
+    session_store: Literal["sqlite", "memory"] = "sqlite"
+    session_db_path: Path | None = None  # default: <data_dir>/sessions.db
+
+    # Model calls
+    default_model: str = "gpt-4o-mini"
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    request_timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+
+    # The agent loop
+    max_tool_iterations: int = Field(default=10, ge=1)
+    tool_timeout: float = Field(default=30.0, gt=0)
+    max_parallel_tools: int = Field(default=8, ge=1)
+    max_tool_result_chars: int = Field(default=20_000, ge=100)
+
+    # Context
+    context_window: int = Field(default=128_000, gt=0)  # when the model's is unknown
+    context_compaction_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+
+    # Tool selection
+    max_tools: int = Field(default=20, ge=1)
+
+    # Analytics
+    enable_analytics: bool = True
+
+    log_level: str = "WARNING"
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def sessions_path(self) -> Path:
+        return self.session_db_path or self.data_dir / "sessions.db"

@@ -1,0 +1,88 @@
+"""Every error Victor raises derives from :class:`VictorError`."""
+
+from __future__ import annotations
+
+
+class VictorError(Exception):
+    """Base class of Victor's errors."""
+
+
+class ConfigError(VictorError, ValueError):
+    """Configuration that cannot be used; the message names the source (file, line, key)."""
+
+
+class ProviderError(VictorError):
+    """A model call failed.
+
+    ``retryable`` says whether the same request may succeed later (rate limits, server
+    errors, dropped connections); ``status_code`` is the HTTP status when there was one.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status_code = status_code
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ProviderAuthError(ProviderError):
+    """The API key is missing, wrong or not allowed to use this model."""
+
+
+class ProviderRateLimitError(ProviderError):
+    """HTTP 429. ``retry_after`` is the server's advice, in seconds, when it gave one."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ProviderServerError(ProviderError):
+    """HTTP 5xx from the provider."""
+
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached, or the connection dropped."""
+
+    retryable = True
+
+
+class ProviderTimeoutError(ProviderConnectionError):
+    """The provider did not answer in time."""
+
+
+class ProviderBadRequestError(ProviderError):
+    """The provider rejected the request (HTTP 400/404/422): retrying will not help."""
+
+
+class ProviderResponseError(ProviderError):
+    """The provider answered with a body that is not what its protocol promises."""
+
+
+class ToolLoopLimitError(VictorError):
+    """The model kept asking for tools past ``max_tool_iterations`` without answering."""
+
+    def __init__(self, iterations: int) -> None:
+        super().__init__(
+            f"the model asked for tools {iterations} times in a row without answering; "
+            "raise max_tool_iterations (Settings or the session config) if this is expected"
+        )
+        self.iterations = iterations
+
+
+class ToolDefinitionError(VictorError, TypeError):
+    """A function cannot be turned into a tool (unsupported signature or types)."""

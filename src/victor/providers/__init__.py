@@ -1,0 +1,41 @@
+"""Model providers, all behind :class:`victor.protocols.IProvider`.
+
+The real providers import their SDKs only when first used, so ``import victor`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from victor.providers.function import FunctionProvider
+from victor.providers.scripted import ScriptedProvider
+from victor.providers.simulated import SimulatedProvider
+
+if TYPE_CHECKING:
+    from victor.providers.anthropic import AnthropicProvider
+    from victor.providers.fallback import FallbackProvider
+    from victor.providers.openai import OpenAIProvider
+
+_LAZY = {
+    "OpenAIProvider": "victor.providers.openai",
+    "AnthropicProvider": "victor.providers.anthropic",
+    "FallbackProvider": "victor.providers.fallback",
+}
+
+__all__ = [
+    "AnthropicProvider",
+    "FallbackProvider",
+    "FunctionProvider",
+    "OpenAIProvider",
+    "ScriptedProvider",
+    "SimulatedProvider",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'victor.providers' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
