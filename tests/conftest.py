@@ -1,0 +1,54 @@
+"""Shared fixtures: an isolated data directory for every test, and the local services.
+
+Tests needing PostgreSQL or Redis skip when the service is down, saying why; with
+``VICTOR_REQUIRE_SERVICES=1`` (as CI runs them) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("VICTOR_REQUIRE_SERVICES") == "1"
+POSTGRES_DSN = os.environ.get(
+    "VICTOR_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("VICTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VICTOR_DATA_DIR", str(tmp_path / "victor-data"))
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} (VICTOR_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_dsn() -> str:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    return POSTGRES_DSN
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", "127.0.0.1", 6379)
+    return REDIS_URL
