@@ -222,7 +222,8 @@ class SQLiteSessionStore(ISessionStore):
 
     async def create(self, session_id: str, messages: Sequence[Message]) -> None:
         self._remember(session_id, list(messages))
-        await self._write("replace", session_id, messages)
+        # Appended, not replaced: should the session exist after all, nothing is lost.
+        await self._write("append", session_id, messages)
 
     async def replace(self, session_id: str, messages: Sequence[Message]) -> None:
         self._remember(session_id, list(messages))
