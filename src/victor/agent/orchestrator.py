@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -30,6 +29,7 @@ from victor.protocols import (
     ToolCall,
     ToolResult,
 )
+from victor.protocols.analytics import new_session_id
 from victor.providers.catalog import context_window
 from victor.tools.decorator import function_tool
 from victor.tools.executor import ToolExecutor
@@ -183,7 +183,7 @@ class AgentOrchestrator:
             raise RuntimeError("the orchestrator is closed")
         generated = session_id is None
         if session_id is None:
-            session_id = uuid.uuid4().hex
+            session_id = new_session_id()
         elif not isinstance(session_id, str) or not session_id:
             raise ValueError(f"session_id must be a non-empty string, not {session_id!r}")
         entry = self._locks.get(session_id)

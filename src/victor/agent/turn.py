@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from victor.protocols import AnalyticsEvent, Message, Tool, Usage, new_event_id
+from victor.protocols import AnalyticsEvent, Message, Tool, Usage
 
 # Config keys the orchestrator applies itself; the rest stay visible to coordinators.
 KNOWN_KEYS = frozenset(
@@ -52,17 +51,8 @@ class Turn:
     iterations: int = 0
 
     def event(self, type_: str, data: dict[str, Any]) -> AnalyticsEvent:
-        # model_construct: the fields are ours and already valid; validation would cost
-        # more than the rest of the event on the hot path.
-        return AnalyticsEvent.model_construct(
-            event_id=new_event_id(),
-            type=type_,
-            session_id=self.session_id,
-            data=data,
-            timestamp=datetime.now(UTC),
-            tenant_id=self.tenant_id,
-            experiment=self.experiment,
-            variant=self.variant,
+        return AnalyticsEvent.trusted(
+            type_, self.session_id, data, self.tenant_id, self.experiment, self.variant
         )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,6 +25,20 @@ EventType = Literal[
 
 _last_ms = 0
 _seq = 0
+_pool = b""
+_pos = 0
+
+
+def random_bytes(n: int) -> bytes:
+    """Cryptographically random bytes, read from the OS 4 KiB at a time: one
+    ``getrandom`` call costs about as much as the rest of building an event."""
+    global _pool, _pos
+    if _pos + n > len(_pool):
+        _pool = os.urandom(max(4096, n))
+        _pos = 0
+    chunk = _pool[_pos : _pos + n]
+    _pos += n
+    return chunk
 
 
 def new_event_id() -> str:
@@ -35,16 +48,28 @@ def new_event_id() -> str:
     if ms <= _last_ms:  # same millisecond: a counter keeps ids of one process ordered
         ms = _last_ms
         _seq += 1
+        if _seq > 0xFFF:  # counter spent: borrow the next millisecond
+            ms += 1
+            _seq = 0
     else:
         _seq = 0
     _last_ms = ms
-    rand = int.from_bytes(os.urandom(8), "big")
+    rand = int.from_bytes(random_bytes(8), "big")
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76  # version 7
-    value |= (_seq & 0xFFF) << 64  # rand_a carries the counter
+    value |= _seq << 64  # rand_a carries the counter
     value |= 0b10 << 62  # RFC 4122 variant
     value |= rand & ((1 << 62) - 1)
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_session_id() -> str:
+    """A random (version 4) UUID in hex, for conversations started without an id."""
+    value = int.from_bytes(random_bytes(16), "big")
+    value = (value & ~(0xF << 76)) | (0x4 << 76)
+    value = (value & ~(0b11 << 62)) | (0b10 << 62)
+    return f"{value:032x}"
 
 
 def _now() -> datetime:
@@ -66,6 +91,44 @@ class AnalyticsEvent(BaseModel):
     tenant_id: str | None = None
     experiment: str | None = None
     variant: str | None = None
+
+    @classmethod
+    def trusted(
+        cls,
+        type: str,
+        session_id: str | None,
+        data: dict[str, Any],
+        tenant_id: str | None = None,
+        experiment: str | None = None,
+        variant: str | None = None,
+    ) -> AnalyticsEvent:
+        """Build an event from values known to be valid, without validation.
+
+        The agent loop emits several events a turn; validating them would cost more than
+        the rest of the turn's bookkeeping. Same result as the validated constructor.
+        """
+        event = cls.__new__(cls)
+        object.__setattr__(
+            event,
+            "__dict__",
+            {
+                "event_id": new_event_id(),
+                "type": type,
+                "session_id": session_id,
+                "data": data,
+                "timestamp": datetime.now(UTC),
+                "tenant_id": tenant_id,
+                "experiment": experiment,
+                "variant": variant,
+            },
+        )
+        object.__setattr__(event, "__pydantic_fields_set__", _ALL_EVENT_FIELDS)
+        object.__setattr__(event, "__pydantic_extra__", None)
+        object.__setattr__(event, "__pydantic_private__", None)
+        return event
+
+
+_ALL_EVENT_FIELDS = frozenset(AnalyticsEvent.model_fields)
 
 
 class ExportResult(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 # Tokens. Matched by longest prefix, so dated snapshots resolve to their family.
 CONTEXT_WINDOWS: dict[str, int] = {
     "gpt-4o": 128_000,
@@ -16,6 +18,7 @@ CONTEXT_WINDOWS: dict[str, int] = {
 }
 
 
+@lru_cache(maxsize=1024)
 def context_window(model: str | None, default: int) -> int:
     if not model:
         return default
