@@ -1,0 +1,65 @@
+import uuid
+from datetime import date
+
+from victor.analytics.pricing import PriceTable
+from victor.protocols import AnalyticsEvent, PromptContext, Usage, new_event_id
+from victor.protocols.analytics import new_session_id
+
+
+def test_event_ids_are_time_ordered_unique_uuid7():
+    ids = [new_event_id() for _ in range(20_000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    parsed = uuid.UUID(ids[0])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+def test_session_ids_are_random_uuid4():
+    ids = {new_session_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_trusted_events_equal_validated_ones():
+    fast = AnalyticsEvent.trusted("tool_call", "acme:1", {"tool": "x"}, "acme", "exp", "a")
+    slow = AnalyticsEvent.model_validate(fast.model_dump())
+    assert fast == slow
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+
+
+def test_prompt_context_is_a_mapping():
+    ctx = PromptContext(
+        session_id="acme:1",
+        tenant_id="acme",
+        query="hi",
+        config={"tone": "formal"},
+        extra={"user": "ann"},
+    )
+    assert ctx.get("tenant_id") == "acme"
+    assert ctx["tone"] == "formal" and ctx.get("user") == "ann"
+    assert ctx.get("missing", 3) == 3
+    assert "query" in ctx and "nope" not in ctx
+    assert dict(ctx)["session_id"] == "acme:1"
+
+
+def test_usage_adds_up():
+    total = Usage(input_tokens=3, output_tokens=4, requests=1) + Usage(
+        input_tokens=10, output_tokens=1, cached_input_tokens=2, requests=1
+    )
+    assert (total.input_tokens, total.output_tokens, total.total_tokens) == (13, 5, 18)
+    assert total.cached_input_tokens == 2 and total.requests == 2
+
+
+def test_prices_are_versioned_and_unknown_models_unpriced():
+    table = PriceTable()
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert table.cost("gpt-4o", usage, at=date(2024, 6, 1)) == 20.0
+    assert table.cost("gpt-4o", usage, at=date(2025, 1, 1)) == 12.5
+    assert table.cost("gpt-4o-2024-08-06", usage, at=date(2025, 1, 1)) == 12.5
+    assert table.cost("openai/gpt-4o-mini", usage) == 0.75
+    assert table.cost("claude-sonnet-4-5-20250929", usage) == 18.0
+    assert table.cost("my-fine-tune", usage) is None
+    assert table.cost("gpt-4o", usage, at=date(2020, 1, 1)) is None
+    cached = Usage(input_tokens=1_000_000, cached_input_tokens=1_000_000)
+    assert table.cost("gpt-4o", cached, at=date(2025, 1, 1)) == 1.25
