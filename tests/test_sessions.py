@@ -79,3 +79,37 @@ async def test_sqlite_many_concurrent_sessions(tmp_path):
     assert len(await fresh.list_sessions(limit=1000)) == 200
     await store.aclose()
     await fresh.aclose()
+
+
+def test_bloom_filter_has_no_false_negatives_and_few_false_positives():
+    from victor.sessions._bloom import BloomFilter
+
+    bloom = BloomFilter(10_000, error_rate=0.01)
+    for i in range(10_000):
+        bloom.add(f"session-{i}")
+    assert all(f"session-{i}" in bloom for i in range(10_000))
+    false_positives = sum(f"other-{i}" in bloom for i in range(10_000))
+    assert false_positives < 300  # about 1 % expected
+
+
+async def test_sqlite_new_sessions_skip_the_database(tmp_path):
+    path = tmp_path / "b.db"
+    first = SQLiteSessionStore(path)
+    await first.create("old", msgs("kept"))
+    await first.aclose()
+
+    store = SQLiteSessionStore(path)
+    reads = 0
+    original = store._call
+
+    async def counting(fn):
+        nonlocal reads
+        reads += 1
+        return await original(fn)
+
+    store._call = counting
+    for i in range(50):
+        assert await store.load(f"brand-new-{i}") is None
+    assert reads <= 2  # only the filter's rare false positives reach the database
+    assert [m.content for m in await store.load("old")] == ["kept"]
+    await store.aclose()

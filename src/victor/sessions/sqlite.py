@@ -2,9 +2,13 @@
 
 Writes are handed to one writer thread that commits them in groups (WAL mode), so a chat
 turn never waits for the disk; reads of sessions this process has seen come from an LRU
-cache, and the others from the database through the same thread. ``flush()`` and
+cache, and the others from the database through the same thread, unless a Bloom filter of
+the stored session ids says the session is new. ``flush()`` and
 ``aclose()`` wait until every accepted write is committed. Pass ``wait_for_commit=True``
 to make each turn wait for its own commit instead (about 0.1 ms more per turn).
+
+One process owns a file's sessions: the cache and the filter do not see writes from other
+processes. Several processes sharing conversations want the PostgreSQL store.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from victor.protocols import ISessionStore, Message
+from victor.sessions._bloom import BloomFilter
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,7 @@ class SQLiteSessionStore(ISessionStore):
         self._thread: threading.Thread | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self._known: BloomFilter | None = None
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -92,6 +98,15 @@ class SQLiteSessionStore(ISessionStore):
     def _worker(self, ready: Future[None]) -> None:
         try:
             conn = self._connect()
+        except Exception as exc:
+            ready.set_exception(exc)
+            return
+        try:
+            ids = [row[0] for row in conn.execute("SELECT session_id FROM sessions")]
+            known = BloomFilter(max(1_000_000, 2 * len(ids)))
+            for session_id in ids:
+                known.add(session_id)
+            self._known = known
         except Exception as exc:
             ready.set_exception(exc)
             return
@@ -182,6 +197,8 @@ class SQLiteSessionStore(ISessionStore):
     # -- the cache ---------------------------------------------------------------------
 
     def _remember(self, session_id: str, history: list[Message]) -> None:
+        if self._known is not None and session_id not in self._cache:
+            self._known.add(session_id)
         self._cache[session_id] = history
         self._cache.move_to_end(session_id)
         if len(self._cache) > self.cache_size:
@@ -194,6 +211,10 @@ class SQLiteSessionStore(ISessionStore):
         if history is not None:
             self._cache.move_to_end(session_id)
             return list(history)
+        if self._thread is None:
+            await asyncio.to_thread(self._start)
+        if self._known is not None and session_id not in self._known:
+            return None
 
         def read(conn: sqlite3.Connection) -> list[str] | None:
             rows = conn.execute(
@@ -218,6 +239,8 @@ class SQLiteSessionStore(ISessionStore):
         if history is not None:  # otherwise the next load reads it back, in order
             history.extend(messages)
             self._cache.move_to_end(session_id)
+        elif self._known is not None:
+            self._known.add(session_id)
         await self._write("append", session_id, messages)
 
     async def create(self, session_id: str, messages: Sequence[Message]) -> None:
