@@ -24,8 +24,48 @@ DEFAULT_ANSWERS = (
 )
 
 
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "please",
+        "the",
+        "this",
+        "to",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "with",
+        "you",
+        "your",
+    ]
+)
+
+
 def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower().replace("_", " ")))
+    return set(_WORD.findall(text.lower().replace("_", " "))) - _STOPWORDS
 
 
 def _example_value(schema: dict[str, Any], rng: random.Random) -> Any:
