@@ -25,7 +25,7 @@ DEFAULT_ANSWERS = (
 
 
 _STOPWORDS = frozenset(
-    [
+    {
         "a",
         "an",
         "and",
@@ -60,7 +60,7 @@ _STOPWORDS = frozenset(
         "with",
         "you",
         "your",
-    ]
+    }
 )
 
 
