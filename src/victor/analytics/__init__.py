@@ -1,5 +1,79 @@
-"""Analytics: events, costs, exporters and reports."""
+"""Analytics: events, costs, exporters, the spool and reports.
+
+``import victor.analytics`` stays light: exporters, the coordinator and the reader are
+imported on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from victor.analytics.pricing import ModelPrice, PriceTable, default_price_table
 
-__all__ = ["ModelPrice", "PriceTable", "default_price_table"]
+if TYPE_CHECKING:
+    from victor.agent.coordinators.analytics_coordinator import (
+        AnalyticsCoordinator,
+        AnalyticsStats,
+    )
+    from victor.analytics.events import EventEncodeError
+    from victor.analytics.exporters import (
+        BaseAnalyticsExporter,
+        BatchExportResult,
+        ConsoleAnalyticsExporter,
+        JSONLAnalyticsExporter,
+        OpenTelemetryAnalyticsExporter,
+        PostgreSQLAnalyticsExporter,
+        SQLiteAnalyticsExporter,
+    )
+    from victor.analytics.pricing import PriceQuote, load_price_table
+    from victor.analytics.reports import AnalyticsReader, SummaryRow
+    from victor.analytics.spool import Spool
+
+_WHERE = {
+    "AnalyticsCoordinator": "victor.agent.coordinators.analytics_coordinator",
+    "AnalyticsStats": "victor.agent.coordinators.analytics_coordinator",
+    "EventEncodeError": "victor.analytics.events",
+    "BaseAnalyticsExporter": "victor.analytics.exporters",
+    "BatchExportResult": "victor.analytics.exporters",
+    "ConsoleAnalyticsExporter": "victor.analytics.exporters",
+    "JSONLAnalyticsExporter": "victor.analytics.exporters",
+    "SQLiteAnalyticsExporter": "victor.analytics.exporters",
+    "PostgreSQLAnalyticsExporter": "victor.analytics.exporters",
+    "OpenTelemetryAnalyticsExporter": "victor.analytics.exporters",
+    "PriceQuote": "victor.analytics.pricing",
+    "load_price_table": "victor.analytics.pricing",
+    "AnalyticsReader": "victor.analytics.reports",
+    "SummaryRow": "victor.analytics.reports",
+    "Spool": "victor.analytics.spool",
+}
+
+__all__ = [
+    "AnalyticsCoordinator",
+    "AnalyticsReader",
+    "AnalyticsStats",
+    "BaseAnalyticsExporter",
+    "BatchExportResult",
+    "ConsoleAnalyticsExporter",
+    "EventEncodeError",
+    "JSONLAnalyticsExporter",
+    "ModelPrice",
+    "OpenTelemetryAnalyticsExporter",
+    "PostgreSQLAnalyticsExporter",
+    "PriceQuote",
+    "PriceTable",
+    "SQLiteAnalyticsExporter",
+    "Spool",
+    "SummaryRow",
+    "default_price_table",
+    "load_price_table",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

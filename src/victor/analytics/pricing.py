@@ -1,12 +1,19 @@
 """Model prices: a versioned table with effective dates, so a report over last quarter
 uses last quarter's prices. A model not in the table is *unpriced* (cost ``None``), never $0.
+
+Prices for models the built-in table lacks (a fine-tune, a self-hosted model, a negotiated
+rate) come from a YAML or JSON file or a dict (:func:`load_price_table`); the file named by
+``VICTOR_PRICES_FILE`` extends :func:`default_price_table`.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from victor.protocols.messages import Usage
@@ -75,11 +82,53 @@ class PriceTable:
     ``provider/model`` names (as routers write them) drop the provider.
     """
 
-    def __init__(self, prices: Iterable[ModelPrice] = BUILTIN_PRICES) -> None:
+    def __init__(
+        self, prices: Iterable[ModelPrice] = BUILTIN_PRICES, *, version: str = PRICE_TABLE_VERSION
+    ) -> None:
+        self.version = version
         self._by_model: dict[str, list[ModelPrice]] = {}
         self._resolved: dict[str, str | None] = {}
         for price in prices:
             self.add(price)
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, builtin: bool = True
+    ) -> PriceTable:
+        """A table from config: ``{"version": ..., "prices": [{model, input, output, ...}]}``,
+        ``{"models": {name: {input, output, ...} or [dated entries]}}`` or a bare list.
+        ``builtin``: start from the built-in prices (the config adds and overrides)."""
+        table = cls(BUILTIN_PRICES if builtin else ())
+        table.load(config)
+        return table
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, builtin: bool = True) -> PriceTable:
+        """A table from a YAML (``.yaml``/``.yml``) or JSON file; see :meth:`from_config`."""
+        table = cls(BUILTIN_PRICES if builtin else ())
+        table.load(_read_config(Path(path)), source=str(path))
+        return table
+
+    def load(
+        self, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, source: str = "config"
+    ) -> None:
+        """Add the prices of a config (see :meth:`from_config`); errors name the entry."""
+        entries: list[Mapping[str, Any]] = []
+        if isinstance(config, Mapping):
+            if "version" in config:
+                self.version = str(config["version"])
+            entries.extend(config.get("prices") or [])
+            for model, spec in (config.get("models") or {}).items():
+                for item in spec if isinstance(spec, list) else [spec]:
+                    entries.append({"model": model, **item})
+        else:
+            entries.extend(config)
+        for index, entry in enumerate(entries):
+            try:
+                self.extend([entry])
+            except (KeyError, TypeError, ValueError) as exc:
+                what = entry.get("model", "?") if isinstance(entry, Mapping) else entry
+                raise ValueError(f"{source}: price entry {index} ({what!r}): {exc!r}") from None
 
     def add(self, price: ModelPrice) -> None:
         versions = self._by_model.setdefault(price.model, [])
@@ -92,17 +141,29 @@ class PriceTable:
         optionally ``cached_input`` and ``effective_from`` (ISO date)."""
         for entry in entries:
             since = entry.get("effective_from", "2000-01-01")
-            self.add(
-                ModelPrice(
-                    model=str(entry["model"]),
-                    input=float(entry["input"]),
-                    output=float(entry["output"]),
-                    cached_input=(
-                        None if entry.get("cached_input") is None else float(entry["cached_input"])
-                    ),
-                    effective_from=since if isinstance(since, date) else date.fromisoformat(since),
-                )
+            price = ModelPrice(
+                model=str(entry["model"]).lower(),
+                input=float(entry["input"]),
+                output=float(entry["output"]),
+                cached_input=(
+                    None if entry.get("cached_input") is None else float(entry["cached_input"])
+                ),
+                effective_from=since if isinstance(since, date) else date.fromisoformat(since),
             )
+            if min(price.input, price.output, price.cached_input or 0.0) < 0:
+                raise ValueError("prices cannot be negative")
+            self.replace(price)
+
+    def replace(self, price: ModelPrice) -> None:
+        """Add a price, overriding one of the same model and date (config beats built-in)."""
+        versions = self._by_model.get(price.model, [])
+        versions[:] = [p for p in versions if p.effective_from != price.effective_from]
+        self._by_model[price.model] = versions
+        self.add(price)
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self._by_model)
 
     def _family(self, model: str) -> str | None:
         if model in self._resolved:
@@ -129,19 +190,80 @@ class PriceTable:
         # Before the first listed date we have no price for it: unpriced, not a guess.
         return current
 
-    def cost(self, model: str | None, usage: Usage, at: date | datetime | None = None) -> float | None:
+    def cost(
+        self, model: str | None, usage: Usage, at: date | datetime | None = None
+    ) -> float | None:
         """USD for ``usage`` on ``model``, or None when the model is unpriced."""
         if not model:
             return None
         price = self.price(model, at)
         return None if price is None else price.cost(usage)
 
+    def quote(
+        self, model: str | None, usage: Usage, at: date | datetime | None = None
+    ) -> PriceQuote:
+        """The cost with what it is based on, for events and reports."""
+        price = self.price(model, at) if model else None
+        if price is None:
+            return PriceQuote(None, True, None, self.version)
+        return PriceQuote(price.cost(usage), False, price.model, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    """``cost_usd`` is None exactly when ``unpriced``: an unknown model is never $0."""
+
+    cost_usd: float | None
+    unpriced: bool
+    priced_as: str | None  # the table entry used (the model's family)
+    table_version: str
+
+
+def _read_config(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from exc
+        try:
+            return yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: invalid YAML: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+
+
+def load_price_table(
+    source: str | os.PathLike[str] | Mapping[str, Any] | PriceTable | None = None,
+) -> PriceTable:
+    """The built-in table extended by ``source`` (a file path or a config dict); with no
+    source, by the file named in ``VICTOR_PRICES_FILE`` if set."""
+    if isinstance(source, PriceTable):
+        return source
+    if source is None:
+        source = os.environ.get("VICTOR_PRICES_FILE") or None
+        if source is None:
+            return PriceTable()
+    if isinstance(source, Mapping):
+        return PriceTable.from_config(source)
+    return PriceTable.from_file(source)
+
 
 _default: PriceTable | None = None
 
 
 def default_price_table() -> PriceTable:
+    """The process-wide table: built-in prices plus ``VICTOR_PRICES_FILE`` if set."""
     global _default
     if _default is None:
-        _default = PriceTable()
+        _default = load_price_table()
     return _default
+
+
+def set_default_price_table(table: PriceTable | None) -> None:
+    """Replace the process-wide table (None: rebuild it on next use)."""
+    global _default
+    _default = table

@@ -1,32 +1,82 @@
-"""Collects analytics events and hands them to exporters in the background."""
+"""Collects analytics events and hands them to exporters in the background.
+
+The chat loop calls :meth:`AnalyticsCoordinator.emit` for every event: a list append, about
+a fifth of a microsecond. A background task moves events in batches to one *lane* per
+exporter (see :mod:`victor.analytics.lanes`), so a slow or broken exporter never slows a
+chat turn nor another exporter. What cannot be delivered yet (queue full, exporter down)
+goes to an on-disk spool and is replayed later, also by the next process that starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
+import os
+import time
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-from victor.protocols import AnalyticsEvent, ExportResult, IAnalyticsExporter
+from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
+from victor.analytics.exporters.console import ConsoleAnalyticsExporter
+from victor.analytics.lanes import ExporterStats, Lane, LaneConfig
+from victor.analytics.spool import Spool
+from victor.protocols.analytics import AnalyticsEvent, IAnalyticsExporter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("victor.analytics")
 
-BaseAnalyticsExporter = IAnalyticsExporter
+__all__ = [
+    "AnalyticsCoordinator",
+    "AnalyticsStats",
+    "BaseAnalyticsExporter",
+    "BatchExportResult",
+    "ConsoleAnalyticsExporter",
+    "ExporterStats",
+]
+
+_live: weakref.WeakSet[AnalyticsCoordinator] = weakref.WeakSet()
 
 
-class ConsoleAnalyticsExporter(IAnalyticsExporter):
-    """Prints each event as one JSON line."""
+@dataclass(slots=True)
+class AnalyticsStats:
+    """A snapshot of what the coordinator did: nothing is lost without being counted."""
 
-    async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
-        for event in events:
-            print(event.model_dump_json())
-        return ExportResult(success=True, exported_count=len(events))
+    emitted: int = 0
+    queued: int = 0
+    overflowed: int = 0  # events that found the queue full (spooled, or dropped without spool)
+    dropped: int = 0  # events lost, in total (see each exporter's counters)
+    exporters: dict[str, ExporterStats] = field(default_factory=dict)
+
+
+def _lane_names(exporters: Sequence[IAnalyticsExporter]) -> list[str]:
+    """Stable spool names: the exporter's ``name`` or its class, numbered when repeated."""
+    names: list[str] = []
+    for exporter in exporters:
+        base = getattr(exporter, "name", None) or type(exporter).__name__
+        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(base))
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
 
 
 class AnalyticsCoordinator:
-    """Queues events and exports them in batches from a background task.
+    """Batches events in the background and delivers them to every exporter.
 
-    :meth:`emit` never blocks and never raises: a chat turn does not wait for analytics.
+    ``emit`` never blocks and never raises. ``batch_size`` events or ``flush_interval``
+    seconds, whichever comes first, make a batch. At most ``max_queue`` events wait in
+    memory (also per exporter); more go to the spool under ``spool_dir`` (default
+    ``Settings().data_dir / "spool" / "analytics"``), or are dropped and counted when
+    ``spool=False``. ``await flush()`` delivers what is queued; ``await aclose()`` also
+    replays the spool and shuts the exporters down.
     """
 
     def __init__(
@@ -36,65 +86,283 @@ class AnalyticsCoordinator:
         batch_size: int = 500,
         flush_interval: float = 1.0,
         max_queue: int = 100_000,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool: bool = True,
+        fsync: bool = True,
+        max_retries: int = 2,
+        retry_backoff: float = 0.1,
+        max_backoff: float = 60.0,
+        export_timeout: float = 30.0,
+        close_timeout: float = 30.0,
+        max_replay_attempts: int = 10,
+        segment_bytes: int = 8 << 20,
     ) -> None:
         self.exporters = list(exporters or [])
-        self.batch_size = batch_size
+        self.batch_size = max(1, batch_size)
         self.flush_interval = flush_interval
-        self.max_queue = max_queue
-        self.dropped = 0
-        self._pending: list[AnalyticsEvent] = []
+        self.max_queue = max(self.batch_size, max_queue)
+        self.close_timeout = close_timeout
+        self.spool_dir: Path | None = None
+        if spool and self.exporters:
+            if spool_dir is None:
+                from victor.config import Settings
+
+                spool_dir = Settings().data_dir / "spool" / "analytics"
+            self.spool_dir = Path(spool_dir)
+        config = LaneConfig(
+            batch_size=self.batch_size,
+            max_pending=self.max_queue,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            max_backoff=max_backoff,
+            export_timeout=export_timeout,
+            max_replay_attempts=max_replay_attempts,
+        )
+        self._executor: ThreadPoolExecutor | None = None
+        self._lanes: list[Lane] = []
+        for exporter, name in zip(self.exporters, _lane_names(self.exporters), strict=True):
+            lane_spool = None
+            if self.spool_dir is not None and getattr(exporter, "spool", True):
+                lane_spool = Spool(self.spool_dir / name, segment_bytes=segment_bytes, fsync=fsync)
+            self._lanes.append(Lane(exporter, name, lane_spool, config, self._run_io))
+        self._buf: list[AnalyticsEvent] = []
+        self._overflow: list[list[AnalyticsEvent]] = []
+        self._overflow_events = 0
+        self._emitted = 0
+        self._overflowed = 0
+        self._dropped = 0
+        self._last_drop_log = 0.0
+        self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
+        # emit() takes its slow path once the buffer reaches this size: 1 until the
+        # background task runs, then batch_size, then max_queue until the next drain.
+        self._wake_at = 1 if self._lanes else 0
+        _live.add(self)
+
+    # -- the hot path -------------------------------------------------------------------
 
     @property
     def enabled(self) -> bool:
-        return bool(self.exporters)
+        """False when nothing would receive events: the caller need not build them."""
+        return bool(self._lanes) and not self._closed
 
     def emit(self, event: AnalyticsEvent) -> None:
-        if not self.exporters:
-            return
-        if len(self._pending) >= self.max_queue:
-            self.dropped += 1
-            return
-        self._pending.append(event)
-        if self._task is None:
-            try:
-                self._wakeup = asyncio.Event()
-                self._task = asyncio.get_running_loop().create_task(self._run())
-            except RuntimeError:  # no running loop: exported at the next flush
-                self._wakeup = None
-        elif len(self._pending) >= self.batch_size and self._wakeup is not None:
-            self._wakeup.set()
+        """Queue one event. Never blocks, never raises. Call it on the event loop's
+        thread; from another thread use :meth:`emit_threadsafe`."""
+        buf = self._buf
+        buf.append(event)
+        if len(buf) >= self._wake_at:
+            self._emit_slow()
 
-    async def _run(self) -> None:
+    def emit_threadsafe(self, event: AnalyticsEvent) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.emit, event)
+                return
+        self.emit(event)
+
+    def _emit_slow(self) -> None:
+        try:
+            buf = self._buf
+            if not self._lanes or self._closed:
+                buf.clear()
+                if self._closed and self._lanes:
+                    self._count_drop(1, "the coordinator is closed")
+                return
+            if self._task is None or self._loop is not asyncio._get_running_loop():
+                self._start()
+            n = len(buf)
+            if n >= self.max_queue:
+                self._overflowed += n
+                if self.spool_dir is not None and self._overflow_events < 4 * self.max_queue:
+                    self._overflow.append(buf)
+                    self._overflow_events += n
+                else:
+                    self._count_drop(n, "the queue is full and there is no spool")
+                self._buf = []
+            if n >= self.batch_size and self._wakeup is not None:
+                self._wakeup.set()
+                self._wake_at = self.max_queue
+        except Exception:  # never let analytics break a chat turn
+            logger.exception("analytics emit failed")
+
+    def _count_drop(self, n: int, why: str) -> None:
+        self._dropped += n
+        now = time.monotonic()
+        if now - self._last_drop_log > 60.0:
+            self._last_drop_log = now
+            logger.warning("analytics: dropped %d event(s) so far: %s", self._dropped, why)
+
+    # -- background ---------------------------------------------------------------------
+
+    def _start(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop yet: the first flush() or emit on a loop starts it
+            self._wake_at = self.batch_size
+            return
+        self._loop = loop
+        self._wakeup = asyncio.Event()
+        for lane in self._lanes:
+            if lane.task is None or lane.task.done() or lane.task.get_loop() is not loop:
+                lane.start(loop)
+        self._task = loop.create_task(self._pump(), name="victor-analytics-pump")
+        self._wake_at = self.batch_size
+
+    async def _pump(self) -> None:
         assert self._wakeup is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.flush_interval)
-            self._wakeup.clear()
-            await self.flush()
+        wakeup = self._wakeup
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), self.flush_interval)
+                wakeup.clear()
+                self._drain()
+        finally:
+            self._task = None
+            self._wake_at = 0 if self._closed or not self._lanes else 1
 
-    async def flush(self) -> None:
-        while self._pending:
-            batch, self._pending = (
-                self._pending[: self.batch_size],
-                self._pending[self.batch_size :],
-            )
-            for exporter in self.exporters:
-                try:
-                    result = await exporter.export(batch)
-                    if not result.success:
-                        logger.warning("analytics exporter %r failed: %s", exporter, result.error)
-                except Exception:
-                    logger.exception("analytics exporter %r raised", exporter)
+    def _drain(self) -> None:
+        """Move the buffer (and anything that overflowed) to the lanes."""
+        overflow, self._overflow, self._overflow_events = self._overflow, [], 0
+        buf, self._buf = self._buf, []
+        if self._task is not None:
+            self._wake_at = self.batch_size
+        for batch in overflow:  # the queue was full: straight to disk
+            self._emitted += len(batch)
+            for lane in self._lanes:
+                lane.spool_later(batch)
+        if not buf:
+            return
+        self._emitted += len(buf)
+        size = self.batch_size
+        for start in range(0, len(buf), size):
+            batch = buf[start : start + size] if len(buf) > size else buf
+            for lane in self._lanes:
+                lane.offer(batch)
+
+    async def _run_io(self, fn: Any, *args: Any) -> Any:
+        """Blocking spool work, on the coordinator's own thread, never on the loop."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="victor-analytics-spool")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
+
+    # -- control ------------------------------------------------------------------------
+
+    async def flush(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Deliver (or spool) everything emitted so far."""
+        if not self._lanes:
+            self._buf.clear()
+            return
+        loop = asyncio.get_running_loop()
+        if not self._closed and (self._task is None or self._loop is not loop):
+            self._start()
+        self._drain()
+        waits = asyncio.gather(*(lane.wait_idle() for lane in self._lanes))
+        try:
+            await asyncio.wait_for(waits, timeout)
+        except TimeoutError:
+            logger.warning("analytics flush timed out after %ss", timeout)
 
     async def aclose(self) -> None:
+        """Flush, replay the spool where the exporter is up, stop, shut exporters down.
+        What is still undelivered after ``close_timeout`` is left in the spool."""
+        if self._closed:
+            return
+        if self._task is None:
+            self._start()
+        self._drain()
+        self._closed = True
+        self._wake_at = 0
+        tasks = [lane.task for lane in self._lanes if lane.task is not None]
+        for lane in self._lanes:
+            lane.close()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.close_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
-        await self.flush()
-        for exporter in self.exporters:
+        for lane in self._lanes:
             with contextlib.suppress(Exception):
-                await exporter.shutdown()
+                await asyncio.wait_for(lane.wait_idle(), self.close_timeout)
+            leftovers = lane.leftovers()
+            if leftovers:
+                if lane.spool is not None:
+                    await lane._spool(leftovers)
+                else:
+                    lane._drop(leftovers, "closing before they were delivered")
+            if lane.spool is not None:
+                with contextlib.suppress(Exception):
+                    await self._run_io(lane.spool.close)
+        await asyncio.gather(*(self._shutdown(lane) for lane in self._lanes))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+        _live.discard(self)
+
+    async def _shutdown(self, lane: Lane) -> None:
+        try:
+            await asyncio.wait_for(lane.exporter.shutdown(), self.close_timeout)
+        except Exception as exc:
+            logger.warning("analytics exporter %s: shutdown failed: %s", lane.name, exc)
+
+    async def __aenter__(self) -> AnalyticsCoordinator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def stats(self) -> AnalyticsStats:
+        exporters = {lane.name: lane.snapshot() for lane in self._lanes}
+        queued = len(self._buf) + self._overflow_events
+        return AnalyticsStats(
+            emitted=self._emitted + queued,
+            queued=queued + sum(s.pending for s in exporters.values()),
+            overflowed=self._overflowed,
+            dropped=self._dropped + sum(s.dropped for s in exporters.values()),
+            exporters=exporters,
+        )
+
+    @property
+    def dropped(self) -> int:
+        return self.stats.dropped
+
+    def _spill_at_exit(self) -> None:
+        """The process is exiting without aclose(): keep what is in memory on disk."""
+        if self._closed:
+            return
+        memory = [e for batch in self._overflow for e in batch] + self._buf
+        self._buf, self._overflow = [], []
+        for lane in self._lanes:
+            events = memory + lane.leftovers()
+            if events and lane.spool is not None:
+                with contextlib.suppress(Exception):
+                    lane.spool.append(events)
+                    lane.spool.close()
+
+    @classmethod
+    def from_settings(cls, settings: Any = None, **kwargs: Any) -> AnalyticsCoordinator:
+        """The embedded default: a SQLite file ``analytics.db`` in ``settings.data_dir``."""
+        from victor.analytics.exporters.sqlite import SQLiteAnalyticsExporter
+        from victor.config import Settings
+
+        settings = settings or Settings()
+        if not getattr(settings, "enable_analytics", True):
+            return cls([], **kwargs)
+        kwargs.setdefault("spool_dir", Path(settings.data_dir) / "spool" / "analytics")
+        return cls([SQLiteAnalyticsExporter(Path(settings.data_dir) / "analytics.db")], **kwargs)
+
+
+@atexit.register
+def _spill_all_at_exit() -> None:
+    for coordinator in list(_live):
+        with contextlib.suppress(Exception):
+            coordinator._spill_at_exit()

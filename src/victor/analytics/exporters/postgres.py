@@ -1,0 +1,239 @@
+"""Stores events in PostgreSQL: what several processes or machines share.
+
+Needs ``asyncpg`` (``pip install victor-orchestrator[postgres]``), imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from victor.analytics.events import COLUMNS, EventEncodeError, encode_row, split_encoded
+from victor.analytics.exporters._schema import DEFAULT_TABLE, ident, postgres_migrations
+from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
+from victor.protocols.analytics import AnalyticsEvent
+
+if TYPE_CHECKING:
+    import asyncpg
+
+logger = logging.getLogger("victor.analytics")
+
+Method = Literal["copy", "unnest", "executemany"]
+_TYPES = {  # array types for the unnest method, by column
+    "ts": "timestamptz",
+    "input_tokens": "bigint",
+    "output_tokens": "bigint",
+    "total_tokens": "bigint",
+    "cost_usd": "float8",
+    "latency_ms": "float8",
+    "is_error": "bool",
+    "data": "jsonb",
+}
+
+
+def _asyncpg() -> Any:
+    try:
+        import asyncpg
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "PostgreSQLAnalyticsExporter needs asyncpg: pip install 'victor-orchestrator[postgres]'"
+        ) from exc
+    return asyncpg
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    asyncpg = _asyncpg()
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InsufficientResourcesError,
+    )
+
+
+async def migrate_postgres(conn: asyncpg.Connection, schema: str, table: str) -> int:
+    """Create the schema and apply the missing migrations (one process at a time)."""
+    versions = f"{ident(schema)}.{ident(table + '_schema_version')}"
+    migrations = postgres_migrations(schema, table)
+    async with conn.transaction():
+        lock_key = int.from_bytes(hashlib.sha1(f"{schema}.{table}".encode()).digest()[:8], "big")
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key - (1 << 63))
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {versions} (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current = await conn.fetchval(f"SELECT COALESCE(MAX(version), 0) FROM {versions}")
+        for version, statements in enumerate(migrations, start=1):
+            if version > current:
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute(f"INSERT INTO {versions} (version) VALUES ($1)", version)
+    return len(migrations)
+
+
+class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
+    """Writes batches to ``schema.table`` through an asyncpg pool.
+
+    ``method="copy"`` (default, fastest, see ``benchmarks/RESULTS.md``) COPYs the batch into
+    a temporary table and moves it with ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in
+    one transaction; ``"unnest"`` and ``"executemany"`` insert directly. Either way a batch
+    sent twice (a retry after a lost commit acknowledgement, a spool replay) is stored once.
+    Connection errors recreate the pool and retry with exponential backoff.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        table: str = DEFAULT_TABLE,
+        method: Method = "copy",
+        min_pool_size: int = 1,
+        max_pool_size: int = 4,
+        max_retries: int = 3,
+        retry_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+        application_name: str = "victor-analytics",
+        name: str | None = None,
+    ) -> None:
+        if method not in ("copy", "unnest", "executemany"):
+            raise ValueError(f"unknown method {method!r}")
+        self.dsn = dsn
+        self.schema, self.table, self.method = schema, table, method
+        self.min_pool_size, self.max_pool_size = min_pool_size, max(1, max_pool_size)
+        self.max_retries, self.retry_backoff, self.max_backoff = (
+            max_retries,
+            retry_backoff,
+            max_backoff,
+        )
+        self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
+        self.application_name = application_name
+        if name:
+            self.name = name
+        self.pool_resets = 0
+        self._pool: asyncpg.Pool | None = None
+        self._ready = False
+        self._lock = asyncio.Lock()
+        target = f"{ident(schema)}.{ident(table)}"
+        cols = ", ".join(COLUMNS)
+        digest = hashlib.sha1(f"{schema}.{table}".encode()).hexdigest()[:12]
+        self._stage = f"victor_stage_{digest}"
+        self._create_stage = (
+            f"CREATE TEMP TABLE IF NOT EXISTS {self._stage} "
+            f"(LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        conflict = "ON CONFLICT (event_id) DO NOTHING"
+        self._move = f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self._stage} {conflict}"
+        values = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
+        self._insert = f"INSERT INTO {target} ({cols}) VALUES ({values}) {conflict}"
+        arrays = ", ".join(
+            f"${i}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS, start=1)
+        )
+        self._unnest = f"INSERT INTO {target} ({cols}) SELECT * FROM unnest({arrays}) {conflict}"
+
+    # -- the pool -----------------------------------------------------------------------
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        async with self._lock:
+            if self._pool is None:
+                asyncpg = _asyncpg()
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=self.min_pool_size,
+                    max_size=self.max_pool_size,
+                    timeout=self.connect_timeout,
+                    command_timeout=self.command_timeout,
+                    server_settings={"application_name": self.application_name},
+                )
+            if not self._ready:
+                async with self._pool.acquire(timeout=self.connect_timeout) as conn:
+                    await migrate_postgres(conn, self.schema, self.table)
+                self._ready = True
+            return self._pool
+
+    async def _reset_pool(self) -> None:
+        """After a connection error every pooled connection is suspect: start afresh."""
+        async with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            self.pool_resets += 1
+            pool.terminate()
+
+    # -- export -------------------------------------------------------------------------
+
+    async def export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
+        rows, rejected = split_encoded(events, encode_row)
+        if not rows:
+            return BatchExportResult.partial(0, rejected)
+        asyncpg = _asyncpg()
+        error: BaseException | None = None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                delay = min(self.max_backoff, self.retry_backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.5 + random.random()))
+            try:
+                pool = await self._get_pool()
+                async with pool.acquire(timeout=self.connect_timeout) as conn:
+                    await self._write(conn, rows)
+                return BatchExportResult.partial(len(rows), rejected)
+            except asyncpg.DataError:
+                # One bad row fails the batch: find it, store the others.
+                bad = await self._write_one_by_one(rows)
+                return BatchExportResult.partial(len(rows) - len(bad), [*rejected, *bad])
+            except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+                self._ready = False  # dropped under us: migrate again
+                error = exc
+            except Exception as exc:
+                error = exc
+                if _is_connection_error(exc):
+                    await self._reset_pool()
+            logger.info("postgres export attempt %d failed: %r", attempt + 1, error)
+        return BatchExportResult(
+            success=False,
+            exported_count=0,
+            error=f"PostgreSQL: {type(error).__name__}: {error}",
+            failed_event_ids=[row[0] for row in rows],
+            rejected_event_ids=[e.event_id for e in rejected],
+        )
+
+    async def _write(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+        async with conn.transaction():
+            if self.method == "copy":
+                await conn.execute(self._create_stage)
+                await conn.copy_records_to_table(self._stage, records=rows, columns=COLUMNS)
+                await conn.execute(self._move)
+            elif self.method == "unnest":
+                await conn.execute(self._unnest, *[list(col) for col in zip(*rows, strict=True)])
+            else:
+                await conn.executemany(self._insert, rows)
+
+    async def _write_one_by_one(self, rows: list[tuple[Any, ...]]) -> list[EventEncodeError]:
+        asyncpg = _asyncpg()
+        bad: list[EventEncodeError] = []
+        pool = await self._get_pool()
+        async with pool.acquire(timeout=self.connect_timeout) as conn:
+            for row in rows:
+                try:
+                    await conn.execute(self._insert, *row)
+                except asyncpg.DataError as exc:
+                    bad.append(EventEncodeError(row[0], f"refused by PostgreSQL: {exc}"))
+        return bad
+
+    async def shutdown(self) -> None:
+        async with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 10.0)
+            except Exception:
+                pool.terminate()

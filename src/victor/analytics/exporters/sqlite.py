@@ -1,0 +1,116 @@
+"""The embedded default store: a SQLite file, written from one worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from victor.analytics.events import COLUMNS, encode_row, split_encoded
+from victor.analytics.exporters._schema import DEFAULT_TABLE, ident, sqlite_migrations
+from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
+from victor.protocols.analytics import AnalyticsEvent
+
+
+def open_sqlite(path: Path, table: str, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """Open (creating and migrating) an analytics database. WAL lets reports read while
+    the exporter writes; ``synchronous=NORMAL`` is durable across process crashes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    migrate_sqlite(conn, table)
+    return conn
+
+
+def migrate_sqlite(conn: sqlite3.Connection, table: str) -> int:
+    """Apply the missing migrations; returns the schema version."""
+    versions = ident(table + "_schema_version")
+    conn.execute("BEGIN IMMEDIATE")  # one migrating process at a time
+    try:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {versions} (version INTEGER PRIMARY KEY, "
+            "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+        current = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {versions}").fetchone()[0]
+        migrations = sqlite_migrations(table)
+        for version, statements in enumerate(migrations, start=1):
+            if version > current:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(f"INSERT INTO {versions} (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(migrations)
+
+
+class SQLiteAnalyticsExporter(BaseAnalyticsExporter):
+    """Stores events in a SQLite file (default ``Settings().data_dir / "analytics.db"``).
+
+    Batches are inserted with one ``executemany`` per transaction in a dedicated thread;
+    ``INSERT OR IGNORE`` on the ``event_id`` primary key makes replays harmless.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        table: str = DEFAULT_TABLE,
+        name: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if path is None:
+            from victor.config import Settings
+
+            path = Settings().data_dir / "analytics.db"
+        self.path = Path(path).expanduser()
+        self.table = table
+        ident(table)
+        self.timeout = timeout
+        if name:
+            self.name = name
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        self._insert = (
+            f"INSERT OR IGNORE INTO {ident(table)} ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+        )
+
+    async def export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
+        if self._executor is None:  # sqlite connections belong to one thread
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="victor-sqlite")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._export, list(events))
+
+    def _export(self, events: list[AnalyticsEvent]) -> BatchExportResult:
+        rows, rejected = split_encoded(events, encode_row, epoch=True)
+        if rows:
+            if self._conn is None:
+                self._conn = open_sqlite(self.path, self.table, timeout=self.timeout)
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(self._insert, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return BatchExportResult.partial(len(rows), rejected)
+
+    async def shutdown(self) -> None:
+        if self._executor is None:
+            return
+        executor, self._executor = self._executor, None
+        await asyncio.get_running_loop().run_in_executor(executor, self._close)
+        executor.shutdown(wait=False)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
