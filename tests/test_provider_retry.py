@@ -18,7 +18,7 @@ from victor.errors import (
     ProviderServerError,
     ProviderTimeoutError,
 )
-from victor.providers._convert import parse_tool_arguments, split_options
+from victor.providers._sdk import parse_tool_arguments, split_options
 from victor.providers._retry import (
     RetryPolicy,
     error_for_status,

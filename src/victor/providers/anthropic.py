@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from victor.errors import ProviderAuthError, ProviderResponseError
 from victor.protocols.messages import ChatResponse, Message, StreamChunk, ToolCall, Usage
 from victor.protocols.tools import Tool
-from victor.providers._convert import (
+from victor.providers._sdk import (
     SDKProvider,
     parse_tool_arguments,
     sdk_accepts,
