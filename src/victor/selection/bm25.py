@@ -1,0 +1,60 @@
+"""BM25 keyword scoring of tool documents (bm25s, stemmed, identifiers split).
+
+bm25s precomputes every (term, document) score into a sparse matrix at index time, so a
+query costs a few array slices: ~0.1 ms for 10,000 tools, including tokenisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from victor.selection.text import Tokenizer
+
+__all__ = ["BM25Index"]
+
+_TOKENIZER = Tokenizer()
+
+
+class BM25Index:
+    """A BM25 index over ``documents``; :meth:`scores` returns one score per document.
+
+    ``k1=1.2, b=0.75`` (Lucene's BM25) held up best on the tuning split of MetaTool; tool
+    documents are short, so length normalisation matters less than term saturation.
+    """
+
+    def __init__(
+        self,
+        documents: Sequence[str],
+        *,
+        tokenizer: Tokenizer | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+        method: str = "lucene",
+    ) -> None:
+        try:
+            import bm25s
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError(
+                "keyword tool selection needs bm25s and PyStemmer: "
+                "pip install 'victor-orchestrator[embeddings]'"
+            ) from exc
+        self.tokenizer = tokenizer or _TOKENIZER
+        self.size = len(documents)
+        self._retriever = bm25s.BM25(k1=k1, b=b, method=method)
+        corpus = [self.tokenizer(doc) or [""] for doc in documents]
+        self._retriever.index(corpus, show_progress=False)
+        self._vocab: dict[str, int] = self._retriever.vocab_dict
+
+    def term_ids(self, query: str) -> list[int]:
+        vocab = self._vocab
+        return [vocab[t] for t in dict.fromkeys(self.tokenizer(query)) if t in vocab]
+
+    def scores(self, query: str) -> Any:
+        """float32 scores of every document (zeros when no query term is indexed)."""
+        import numpy as np
+
+        ids = self.term_ids(query)
+        if not ids or self.size == 0:
+            return np.zeros(self.size, dtype=np.float32)
+        return self._retriever.get_scores_from_ids(ids)

@@ -1,0 +1,139 @@
+"""The default embedding model: all-MiniLM-L6-v2, int8 ONNX, run by onnxruntime.
+
+The model file ships inside the package (``victor/selection/models/all-MiniLM-L6-v2``),
+so no network and no torch are needed at run time. Outputs match sentence-transformers'
+``encode(..., normalize_embeddings=True)``: same WordPiece tokenizer, truncation at 256
+tokens, mean pooling over the attention mask, L2 normalisation (cosine to the fp32
+reference >= 0.98, mean 0.993; see ``scripts/convert_minilm.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from victor.protocols import IEmbeddingService
+
+__all__ = ["MODEL_DIR", "OnnxEmbeddings"]
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "all-MiniLM-L6-v2"
+
+# Texts embedded inline on the event loop; larger batches go to a worker thread.
+_INLINE_MAX = 4
+
+
+class OnnxEmbeddings(IEmbeddingService):
+    """Sentence embeddings from an ONNX BERT encoder plus a ``tokenizer.json``.
+
+    One inference session with a single intra-op thread serves every call: a short query
+    then runs in ~2 ms without thread hand-offs, and large batches are split into chunks
+    run in parallel on ``threads`` worker threads (onnxruntime releases the GIL).
+
+    ``batch_size`` defaults to 1 on purpose: the int8 model quantises activations per
+    call, so padding and batch neighbours shift a text's vector (cosine down to 0.98).
+    One text per run makes every vector deterministic, identical for a query and a
+    cached document, and costs no throughput on CPU (no padding to compute).
+    """
+
+    model_name = "sentence-transformers/all-MiniLM-L6-v2"
+    dimension = 384
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        *,
+        model_file: str = "model_int8.onnx",
+        max_length: int = 256,
+        batch_size: int = 1,
+        threads: int | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir) if model_dir is not None else MODEL_DIR
+        self.model_file = model_file
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        self.cache_id = f"onnx:{self.model_dir.name}:{model_file}:{max_length}"
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            try:
+                import onnxruntime as ort
+                from tokenizers import Tokenizer
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise ImportError(
+                    "semantic tool selection needs onnxruntime and tokenizers: "
+                    "pip install 'victor-orchestrator[embeddings]'"
+                ) from exc
+            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            tokenizer.no_padding()  # the file pads to a fixed 128; we pad per batch
+            tokenizer.enable_truncation(self.max_length)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(
+                str(self.model_dir / self.model_file), options, providers=["CPUExecutionProvider"]
+            )
+            self._inputs = {i.name for i in self._session.get_inputs()}
+            self._tokenizer = tokenizer
+
+    def _run(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        encodings = self._tokenizer.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (hidden,) = self._session.run(None, feeds)
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        """Embed ``texts`` synchronously; returns a float32 array (len(texts), 384)."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._session is None:
+            self._load()
+        size = max(1, self.batch_size)
+        # Sort by length so each chunk pads little, run chunks in parallel, restore order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        chunks = [order[i : i + size] for i in range(0, len(order), size)]
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if len(chunks) <= 2 or self.threads == 1:
+            for idx in chunks:
+                out[idx] = self._run([texts[i] for i in idx])
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            results = pool.map(lambda idx: self._run([texts[i] for i in idx]), chunks)
+            for idx, vectors in zip(chunks, results, strict=True):
+                out[idx] = vectors
+        return out
+
+    async def embed_batch(self, texts: Sequence[str]) -> Any:
+        """Short inputs (a query) run inline; catalogues run in a worker thread so the
+        event loop keeps serving other sessions meanwhile."""
+        if len(texts) <= _INLINE_MAX and self._session is not None:
+            return self.encode(texts)
+        return await asyncio.to_thread(self.encode, list(texts))

@@ -1,0 +1,119 @@
+"""Text preparation for tool retrieval: identifier splitting, stemming, tool documents.
+
+Tool names are identifiers (``readFile``, ``get_weather``, ``PDF&URLTool``) while queries
+are prose, so names are split into words before anything is matched. Keyword retrieval
+also stems (PyStemmer, Snowball English) and drops function words; the embedding model
+gets readable text instead (split name, description, parameter names).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from victor.protocols import Tool
+
+__all__ = [
+    "STOPWORDS",
+    "Tokenizer",
+    "keyword_document",
+    "semantic_document",
+    "split_identifier",
+]
+
+# lowerUPPER, UPPERUpper (acronym followed by a word), letter<->digit boundaries.
+_CAMEL = re.compile(
+    r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"
+)
+_NON_WORD = re.compile(r"[^0-9A-Za-z\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+# Latin words, or single CJK characters (no spaces between words in those scripts).
+_TOKEN = re.compile(r"[a-z0-9]+|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+# Function words plus the request phrasing every query shares ("can you help me ...").
+STOPWORDS: frozenset[str] = frozenset(
+    """a an and are as at be been but by can could do does for from had has have how i if in
+    into is it its let me my no not of on or our please s so some such than that the their
+    them then there these they this those to us was we were what when where which who will
+    with would you your yours im want need like help tell give show find get using use
+    any""".split()  # noqa: SIM905 - a word list reads better as text
+)
+
+
+def split_identifier(text: str) -> str:
+    """``getHTTPResponse_v2`` -> ``get HTTP Response v 2``: camelCase, snake_case, kebab,
+    dots and symbols become spaces so that names read as words."""
+    return _CAMEL.sub(" ", _NON_WORD.sub(" ", text)).strip()
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer  # PyStemmer: lazy, it is an optional dependency
+
+    return Stemmer.Stemmer("english")
+
+
+class Tokenizer:
+    """Lower-case, split identifiers, drop stopwords, stem. Stems are memoised per word,
+    which is what keeps query tokenisation in the microseconds."""
+
+    def __init__(self, stopwords: Iterable[str] | None = None, *, stem: bool = True) -> None:
+        self.stopwords = frozenset(STOPWORDS if stopwords is None else stopwords)
+        self.stem = stem
+        self._cache: dict[str, str] = {}
+
+    def words(self, text: str) -> list[str]:
+        """The lower-cased words of ``text`` (identifiers split), stopwords kept."""
+        return _TOKEN.findall(split_identifier(text).lower())
+
+    def __call__(self, text: str) -> list[str]:
+        """The index terms of ``text``."""
+        cache = self._cache
+        out: list[str] = []
+        missing: list[str] = []
+        for word in self.words(text):
+            if word in self.stopwords:
+                continue
+            stemmed = cache.get(word)
+            if stemmed is None:
+                missing.append(word)
+            out.append(word)
+        if missing and self.stem:
+            for word, stemmed in zip(missing, _stemmer().stemWords(missing), strict=True):
+                cache[word] = stemmed
+            if len(cache) > 200_000:  # bound memory on adversarial input
+                cache.clear()
+        elif missing:
+            cache.update((w, w) for w in missing)
+        return [cache.get(w, w) for w in out]
+
+
+def _param_words(tool: Tool) -> list[str]:
+    props = tool.parameters.get("properties") or {}
+    return [split_identifier(str(name)) for name in props]
+
+
+def keyword_document(tool: Tool, *, name_weight: int = 2) -> str:
+    """What BM25 indexes: the split name (repeated: it is the densest evidence), the
+    description, tags, domain, parameter names and descriptions."""
+    name = split_identifier(tool.name)
+    parts = [name] * max(1, name_weight)
+    parts += [tool.description, " ".join(tool.tags), tool.domain or ""]
+    props = tool.parameters.get("properties") or {}
+    for pname, spec in props.items():
+        desc = spec.get("description", "") if isinstance(spec, dict) else ""
+        parts.append(f"{split_identifier(str(pname))} {desc}")
+    return " ".join(p for p in parts if p)
+
+
+def semantic_document(tool: Tool, *, with_params: bool = True) -> str:
+    """What the embedding model reads: ``"<split name>: <description> (<parameters>)"``.
+    Prose with the name in words embeds closer to user requests than the raw schema."""
+    text = f"{split_identifier(tool.name)}: {tool.description.strip()}"
+    if with_params:
+        params = _param_words(tool)
+        if params:
+            text += f" (parameters: {', '.join(params)})"
+    return text
