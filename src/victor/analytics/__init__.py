@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         OpenTelemetryAnalyticsExporter,
         PostgreSQLAnalyticsExporter,
         SQLiteAnalyticsExporter,
+        ThreadedExporter,
     )
     from victor.analytics.pricing import PriceQuote, load_price_table
     from victor.analytics.reports import AnalyticsReader, SummaryRow
@@ -39,6 +40,7 @@ _WHERE = {
     "ConsoleAnalyticsExporter": "victor.analytics.exporters",
     "JSONLAnalyticsExporter": "victor.analytics.exporters",
     "SQLiteAnalyticsExporter": "victor.analytics.exporters",
+    "ThreadedExporter": "victor.analytics.exporters",
     "PostgreSQLAnalyticsExporter": "victor.analytics.exporters",
     "OpenTelemetryAnalyticsExporter": "victor.analytics.exporters",
     "PriceQuote": "victor.analytics.pricing",
@@ -65,6 +67,7 @@ __all__ = [
     "SQLiteAnalyticsExporter",
     "Spool",
     "SummaryRow",
+    "ThreadedExporter",
     "default_price_table",
     "load_price_table",
 ]

@@ -99,6 +99,7 @@ class Lane:
         self._backoff = 0.0
         self._replay_at = 0.0
         self._replay_backoff = 0.0
+        self._last_drop_log = -1e9
         self._spool_dirty = spool is not None  # look at the spool at start
         self._spool_writes = 0  # bumped by each write: a replay round may not miss one
         self._closing = False
@@ -276,16 +277,27 @@ class Lane:
             logger.error("analytics spool %s: cannot write: %s", self.name, exc)
             self._drop(events, f"spool write failed: {exc}")
             return
+        self.note_spooled(written, len(rejected))
+
+    def note_spooled(self, written: int, rejected: int) -> None:
+        """Count a spool write (also the coordinator's, for a full queue)."""
         self.stats.spooled += written
-        self.stats.rejected += len(rejected)
+        self.stats.rejected += rejected
         self._spool_writes += 1
         self._spool_dirty = True
+        self._wake.set()
 
     def _drop(self, events: Sequence[AnalyticsEvent], why: str) -> None:
         self.stats.dropped += len(events)
-        logger.warning(
-            "analytics exporter %s: dropped %d event(s): %s", self.name, len(events), why
-        )
+        now = time.monotonic()
+        if now - self._last_drop_log >= 10.0:  # under overload, not a line per batch
+            self._last_drop_log = now
+            logger.warning(
+                "analytics exporter %s: %d event(s) dropped so far: %s",
+                self.name,
+                self.stats.dropped,
+                why,
+            )
 
     def _mark_down(self, error: str | None) -> None:
         self._backoff = min(self.config.max_backoff, max(1.0, self._backoff * 2))

@@ -165,6 +165,10 @@ class PriceTable:
     def models(self) -> list[str]:
         return sorted(self._by_model)
 
+    def entries(self) -> list[ModelPrice]:
+        """Every price, by model then date."""
+        return [p for model in self.models for p in self._by_model[model]]
+
     def _family(self, model: str) -> str | None:
         if model in self._resolved:
             return self._resolved[model]

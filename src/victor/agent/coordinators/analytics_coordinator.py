@@ -17,7 +17,7 @@ import os
 import time
 import weakref
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -126,8 +126,8 @@ class AnalyticsCoordinator:
                 lane_spool = Spool(self.spool_dir / name, segment_bytes=segment_bytes, fsync=fsync)
             self._lanes.append(Lane(exporter, name, lane_spool, config, self._run_io))
         self._buf: list[AnalyticsEvent] = []
-        self._overflow: list[list[AnalyticsEvent]] = []
-        self._overflow_events = 0
+        # Batches that found the queue full, being written by the spool thread.
+        self._spills: list[tuple[Lane, Future[Any], int]] = []
         self._emitted = 0
         self._overflowed = 0
         self._dropped = 0
@@ -176,18 +176,49 @@ class AnalyticsCoordinator:
                 self._start()
             n = len(buf)
             if n >= self.max_queue:
-                self._overflowed += n
-                if self.spool_dir is not None and self._overflow_events < 4 * self.max_queue:
-                    self._overflow.append(buf)
-                    self._overflow_events += n
-                else:
-                    self._count_drop(n, "the queue is full and there is no spool")
+                if self.spool_dir is None:  # keep what is queued, refuse the newcomer
+                    if n == self.max_queue:
+                        return
+                    buf.pop()
+                    self._overflowed += 1
+                    self._count_drop(1, "the queue is full and the spool is disabled")
+                    return
                 self._buf = []
+                self._overflowed += n
+                self._emitted += n
+                self._spill(buf)
             if n >= self.batch_size and self._wakeup is not None:
                 self._wakeup.set()
                 self._wake_at = self.max_queue
         except Exception:  # never let analytics break a chat turn
             logger.exception("analytics emit failed")
+
+    def _spill(self, batch: list[AnalyticsEvent]) -> None:
+        """The queue is full: hand the batch straight to the spool thread (no loop needed,
+        nothing blocks), unless that thread is already ``10 * max_queue`` events behind."""
+        backlog = sum(n for _, future, n in self._spills if not future.done())
+        for lane in self._lanes:
+            if lane.spool is None:
+                lane._drop(batch, "the queue is full and this exporter has no spool")
+            elif backlog + len(batch) > 10 * self.max_queue:
+                lane._drop(batch, "the queue is full and the spool cannot keep up")
+            else:
+                future = self._pool().submit(lane.spool.append, batch)
+                self._spills.append((lane, future, len(batch)))
+
+    def _harvest(self) -> None:
+        """Account for finished spill writes (on the loop thread)."""
+        pending = []
+        for lane, future, n in self._spills:
+            if not future.done():
+                pending.append((lane, future, n))
+            elif future.exception() is not None:
+                lane.stats.dropped += n
+                logger.error("analytics spool %s: cannot write: %s", lane.name, future.exception())
+            else:
+                written, rejected = future.result()
+                lane.note_spooled(written, len(rejected))
+        self._spills = pending
 
     def _count_drop(self, n: int, why: str) -> None:
         self._dropped += n
@@ -227,14 +258,11 @@ class AnalyticsCoordinator:
 
     def _drain(self) -> None:
         """Move the buffer (and anything that overflowed) to the lanes."""
-        overflow, self._overflow, self._overflow_events = self._overflow, [], 0
         buf, self._buf = self._buf, []
         if self._task is not None:
             self._wake_at = self.batch_size
-        for batch in overflow:  # the queue was full: straight to disk
-            self._emitted += len(batch)
-            for lane in self._lanes:
-                lane.spool_later(batch)
+        if self._spills:
+            self._harvest()
         if not buf:
             return
         self._emitted += len(buf)
@@ -244,11 +272,20 @@ class AnalyticsCoordinator:
             for lane in self._lanes:
                 lane.offer(batch)
 
-    async def _run_io(self, fn: Any, *args: Any) -> Any:
-        """Blocking spool work, on the coordinator's own thread, never on the loop."""
+    def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="victor-analytics-spool")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
+        return self._executor
+
+    async def _run_io(self, fn: Any, *args: Any) -> Any:
+        """Blocking spool work, on the coordinator's own thread, never on the loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), partial(fn, *args))
+
+    async def _wait_spills(self) -> None:
+        if self._spills:
+            futures = [asyncio.wrap_future(f) for _, f, _ in self._spills]
+            await asyncio.gather(*futures, return_exceptions=True)
+            self._harvest()
 
     # -- control ------------------------------------------------------------------------
 
@@ -261,6 +298,7 @@ class AnalyticsCoordinator:
         if not self._closed and (self._task is None or self._loop is not loop):
             self._start()
         self._drain()
+        await self._wait_spills()
         waits = asyncio.gather(*(lane.wait_idle() for lane in self._lanes))
         try:
             await asyncio.wait_for(waits, timeout)
@@ -275,6 +313,7 @@ class AnalyticsCoordinator:
         if self._task is None:
             self._start()
         self._drain()
+        await self._wait_spills()
         self._closed = True
         self._wake_at = 0
         tasks = [lane.task for lane in self._lanes if lane.task is not None]
@@ -322,9 +361,9 @@ class AnalyticsCoordinator:
     @property
     def stats(self) -> AnalyticsStats:
         exporters = {lane.name: lane.snapshot() for lane in self._lanes}
-        queued = len(self._buf) + self._overflow_events
+        queued = len(self._buf)
         return AnalyticsStats(
-            emitted=self._emitted + queued,
+            emitted=self._emitted + queued + self._dropped,
             queued=queued + sum(s.pending for s in exporters.values()),
             overflowed=self._overflowed,
             dropped=self._dropped + sum(s.dropped for s in exporters.values()),
@@ -339,8 +378,7 @@ class AnalyticsCoordinator:
         """The process is exiting without aclose(): keep what is in memory on disk."""
         if self._closed:
             return
-        memory = [e for batch in self._overflow for e in batch] + self._buf
-        self._buf, self._overflow = [], []
+        memory, self._buf = self._buf, []
         for lane in self._lanes:
             events = memory + lane.leftovers()
             if events and lane.spool is not None:

@@ -7,7 +7,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
+    from victor.analytics.exporters.base import (
+        BaseAnalyticsExporter,
+        BatchExportResult,
+        ThreadedExporter,
+    )
     from victor.analytics.exporters.console import ConsoleAnalyticsExporter
     from victor.analytics.exporters.jsonl import JSONLAnalyticsExporter
     from victor.analytics.exporters.otel import OpenTelemetryAnalyticsExporter
@@ -20,6 +24,7 @@ _WHERE = {
     "ConsoleAnalyticsExporter": "console",
     "JSONLAnalyticsExporter": "jsonl",
     "SQLiteAnalyticsExporter": "sqlite",
+    "ThreadedExporter": "base",
     "PostgreSQLAnalyticsExporter": "postgres",
     "OpenTelemetryAnalyticsExporter": "otel",
 }
@@ -32,6 +37,7 @@ __all__ = [
     "OpenTelemetryAnalyticsExporter",
     "PostgreSQLAnalyticsExporter",
     "SQLiteAnalyticsExporter",
+    "ThreadedExporter",
 ]
 
 

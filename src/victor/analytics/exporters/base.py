@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Sequence
 
 from pydantic import Field
 
 from victor.analytics.events import EventEncodeError, rejection_message
-from victor.protocols.analytics import ExportResult, IAnalyticsExporter
+from victor.protocols.analytics import AnalyticsEvent, ExportResult, IAnalyticsExporter
 
 
 class BatchExportResult(ExportResult):
@@ -52,3 +54,53 @@ class BaseAnalyticsExporter(IAnalyticsExporter):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class ThreadedExporter(BaseAnalyticsExporter):
+    """Runs an exporter on its own event loop in its own thread.
+
+    For exporters that block (a synchronous database driver, ``requests``): on the chat's
+    loop they would stall every turn; here they only stall their own thread. The wrapped
+    exporter's spool name is kept.
+    """
+
+    def __init__(self, exporter: IAnalyticsExporter) -> None:
+        self.exporter = exporter
+        self.name = getattr(exporter, "name", None) or type(exporter).__name__
+        self.spool = getattr(exporter, "spool", True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=loop.run_forever, name=f"victor-exporter-{self.name}", daemon=True
+            )
+            self._thread.start()
+            self._loop = loop
+        return self._loop
+
+    async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
+        future = asyncio.run_coroutine_threadsafe(
+            self.exporter.export(list(events)), self._ensure_loop()
+        )
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+
+    async def shutdown(self) -> None:
+        loop = self._ensure_loop()
+        try:
+            await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self.exporter.shutdown(), loop)
+            )
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                await asyncio.to_thread(self._thread.join, 5.0)
+            if not loop.is_running():
+                loop.close()
+            self._loop = self._thread = None

@@ -1,0 +1,217 @@
+"""``victor analytics``: what the agents did over a time window, from the analytics store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="Summaries of tokens, cost, latency and errors from the analytics store.",
+    add_completion=False,
+)
+
+Since = Annotated[
+    str, typer.Option("--since", help="Window start: 30m, 24h, 7d, or an ISO date/time.")
+]
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="VICTOR_ANALYTICS_DB",
+        help="SQLite file, sqlite:///path or postgresql://... (?schema=&table=). "
+        "Default: analytics.db in the data directory.",
+    ),
+]
+By = Annotated[
+    str,
+    typer.Option(
+        "--by",
+        help="model, tool, tenant, experiment, variant, type, session or bucket; "
+        "several with commas (experiment,variant).",
+    ),
+]
+Bucket = Annotated[str, typer.Option("--bucket", help="Bucket size with --by bucket: 5m, 1h, 1d.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _default_db() -> str:
+    from victor.config import Settings
+
+    return str(Settings().data_dir / "analytics.db")
+
+
+def _fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
+
+
+def _fmt_int(value: int) -> str:
+    return f"{value:,}"
+
+
+async def _load(db: str, since: str, by: list[str], bucket: str) -> tuple[list[Any], Any]:
+    from victor.analytics.reports import AnalyticsReader
+
+    async with AnalyticsReader.from_url(db) as reader:
+        rows = await reader.summary(since, by=by, bucket=bucket)
+        total = await reader.totals(since)
+    return rows, total
+
+
+def _print_summary(since: str, db: str | None, by: str, bucket: str, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    dims = [d.strip() for d in by.split(",") if d.strip()]
+    database = db or _default_db()
+    try:
+        rows, total = asyncio.run(_load(database, since, dims, bucket))
+    except (FileNotFoundError, LookupError, ValueError, OSError, ImportError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        payload = [
+            {
+                **asdict(r),
+                "key": [v.isoformat() if isinstance(v, datetime) else v for v in r.key],
+                "error_rate": r.error_rate,
+            }
+            for r in [*rows, total]
+        ]
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    table = Table(title=f"Analytics since {since} by {', '.join(dims)}  ({database})")
+    table.add_column(" / ".join(dims), overflow="fold")
+    for name in ("events", "turns", "model calls", "tool calls", "tokens in", "tokens out"):
+        table.add_column(name, justify="right")
+    table.add_column("cost USD", justify="right")
+    table.add_column("unpriced", justify="right")
+    for name in ("p50", "p95", "p99", "errors"):
+        table.add_column(name, justify="right")
+
+    def add(row: Any, label: str, style: str | None = None) -> None:
+        table.add_row(
+            label,
+            _fmt_int(row.events),
+            _fmt_int(row.turns),
+            _fmt_int(row.requests),
+            _fmt_int(row.tool_calls),
+            _fmt_int(row.input_tokens),
+            _fmt_int(row.output_tokens),
+            f"{row.cost_usd:,.4f}" + ("+" if row.unpriced else ""),
+            _fmt_int(row.unpriced) if row.unpriced else "-",
+            _fmt_ms(row.latency_p50_ms),
+            _fmt_ms(row.latency_p95_ms),
+            _fmt_ms(row.latency_p99_ms),
+            f"{row.error_rate:.1%}",
+            style=style,
+        )
+
+    for row in rows:
+        add(row, row.label)
+    if total.events:
+        table.add_section()
+        add(total, "total (turn latency)", style="bold")
+    console.print(table)
+    if not rows:
+        console.print(f"no events since {since}")
+    elif total.unpriced:
+        console.print(
+            f"[yellow]{total.unpriced} model call(s) of unpriced models: costs shown are a "
+            "lower bound ('+'). Add their prices with VICTOR_PRICES_FILE.[/yellow]"
+        )
+
+
+@app.callback(invoke_without_command=True)
+def analytics(
+    ctx: typer.Context,
+    since: Since = "24h",
+    db: Db = None,
+    by: By = "model",
+    bucket: Bucket = "1h",
+    as_json: AsJson = False,
+) -> None:
+    """Summary table for a time window (the same as ``victor analytics summary``)."""
+    if ctx.invoked_subcommand is None:
+        _print_summary(since, db, by, bucket, as_json)
+
+
+@app.command()
+def summary(
+    since: Since = "24h",
+    db: Db = None,
+    by: By = "model",
+    bucket: Bucket = "1h",
+    as_json: AsJson = False,
+) -> None:
+    """Counts, tokens, cost, latency percentiles and error rate per group."""
+    _print_summary(since, db, by, bucket, as_json)
+
+
+@app.command()
+def spool(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Spool directory (default: in the data dir).")
+    ] = None,
+) -> None:
+    """Events waiting in the on-disk spool, per exporter (replayed at the next start)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from victor.analytics.spool import spool_status
+
+    if directory is None:
+        from victor.config import Settings
+
+        directory = Settings().data_dir / "spool" / "analytics"
+    statuses = spool_status(directory)
+    table = Table(title=f"Analytics spool ({directory})")
+    for name, justify in (("exporter", "left"), ("segments", "right"), ("bytes", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("dead-letter files", justify="right")
+    for status in statuses:
+        table.add_row(
+            status.name, str(status.segments), f"{status.bytes:,}", str(status.dead_files)
+        )
+    Console().print(table if statuses else f"nothing spooled in {directory}")
+
+
+@app.command()
+def prices(
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="A YAML/JSON price file to add (else VICTOR_PRICES_FILE)."),
+    ] = None,
+) -> None:
+    """The price table in force (USD per million tokens)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from victor.analytics.pricing import load_price_table
+
+    try:
+        table_ = load_price_table(file)
+    except (OSError, ValueError, ImportError) as exc:
+        Console().print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"Prices (table version {table_.version})")
+    for name in ("model", "from", "input", "output", "cached input"):
+        table.add_column(name, justify="left" if name in ("model", "from") else "right")
+    for price in table_.entries():
+        cached = "-" if price.cached_input is None else f"{price.cached_input:g}"
+        table.add_row(
+            price.model,
+            price.effective_from.isoformat(),
+            f"{price.input:g}",
+            f"{price.output:g}",
+            cached,
+        )
+    Console().print(table)
