@@ -201,8 +201,8 @@ class Lane:
                 else:
                     self._drop(left, error or "export failed")
             return True
-        if self._closing:
-            if self._spool_dirty and not self._down_until:
+        if self._closing:  # last chance in this process: probe even a lane that is down
+            if self._spool_dirty:
                 await self._replay()
             return False
         self._idle.set()
@@ -345,8 +345,9 @@ class Lane:
             # The exporter works but this segment keeps failing: find the bad events.
             return await self._isolate(segment, events)
         size = self.config.batch_size
+        retries = 0 if self._closing and self._down_until else None  # closing: one probe
         for start in range(0, len(events), size):
-            left, error = await self._deliver(events[start : start + size])
+            left, error = await self._deliver(events[start : start + size], retries)
             if left:
                 rest = left + events[start + size :]
                 if start == 0 and len(left) == len(events[:size]):

@@ -186,8 +186,9 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
                 async with pool.acquire(timeout=self.connect_timeout) as conn:
                     await self._write(conn, rows)
                 return BatchExportResult.partial(len(rows), rejected)
-            except asyncpg.DataError:
-                # One bad row fails the batch: find it, store the others.
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+                # One bad row (or a constraint added by hand) fails the batch: find it,
+                # store the others.
                 bad = await self._write_one_by_one(rows)
                 return BatchExportResult.partial(len(rows) - len(bad), [*rejected, *bad])
             except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
@@ -225,7 +226,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             for row in rows:
                 try:
                     await conn.execute(self._insert, *row)
-                except asyncpg.DataError as exc:
+                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                     bad.append(EventEncodeError(row[0], f"refused by PostgreSQL: {exc}"))
         return bad
 
