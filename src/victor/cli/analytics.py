@@ -56,6 +56,13 @@ def _fmt_int(value: int) -> str:
     return f"{value:,}"
 
 
+def _fmt_short(value: int) -> str:
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{suffix}"
+    return str(value)
+
+
 async def _load(db: str, since: str, by: list[str], bucket: str) -> tuple[list[Any], Any]:
     from victor.analytics.reports import AnalyticsReader
 
@@ -88,38 +95,50 @@ def _print_summary(since: str, db: str | None, by: str, bucket: str, as_json: bo
         ]
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"Analytics since {since} by {', '.join(dims)}  ({database})")
-    table.add_column(" / ".join(dims), overflow="fold")
-    for name in ("events", "turns", "model calls", "tool calls", "tokens in", "tokens out"):
-        table.add_column(name, justify="right")
-    table.add_column("cost USD", justify="right")
-    table.add_column("unpriced", justify="right")
-    for name in ("p50", "p95", "p99", "errors"):
-        table.add_column(name, justify="right")
+    table = Table(title=f"Analytics since {since} by {', '.join(dims)}", caption=database)
+    widest = max((len(r.label) for r in rows), default=8)
+    table.add_column(" / ".join(dims), no_wrap=True, min_width=min(widest, 32))
+    wide = console.width >= 140  # else the columns that matter most, numbers abbreviated
+    num = _fmt_int if wide else _fmt_short
+    columns: list[tuple[str, Any]] = [
+        ("events", lambda r: num(r.events)),
+        ("turns", lambda r: num(r.turns)),
+        ("model calls", lambda r: num(r.requests)),
+        ("tool calls", lambda r: num(r.tool_calls)),
+    ]
+    if wide:
+        columns += [
+            ("tokens in", lambda r: num(r.input_tokens)),
+            ("tokens out", lambda r: num(r.output_tokens)),
+        ]
+    else:
+        columns = [columns[0], ("tokens", lambda r: num(r.total_tokens))]
+    cost_digits = 4 if wide else 2
+    columns.append(
+        (
+            "cost USD" if wide else "USD",
+            lambda r: f"{r.cost_usd:,.{cost_digits}f}" + ("+" if r.unpriced else ""),
+        )
+    )
+    if wide:
+        columns.append(("unpriced", lambda r: num(r.unpriced) if r.unpriced else "-"))
+    columns += [
+        ("p50", lambda r: _fmt_ms(r.latency_p50_ms)),
+        ("p95", lambda r: _fmt_ms(r.latency_p95_ms)),
+        ("p99", lambda r: _fmt_ms(r.latency_p99_ms)),
+        ("errors" if wide else "err", lambda r: f"{r.error_rate:.1%}"),
+    ]
+    for name, _ in columns:
+        table.add_column(name, justify="right", no_wrap=True)
 
     def add(row: Any, label: str, style: str | None = None) -> None:
-        table.add_row(
-            label,
-            _fmt_int(row.events),
-            _fmt_int(row.turns),
-            _fmt_int(row.requests),
-            _fmt_int(row.tool_calls),
-            _fmt_int(row.input_tokens),
-            _fmt_int(row.output_tokens),
-            f"{row.cost_usd:,.4f}" + ("+" if row.unpriced else ""),
-            _fmt_int(row.unpriced) if row.unpriced else "-",
-            _fmt_ms(row.latency_p50_ms),
-            _fmt_ms(row.latency_p95_ms),
-            _fmt_ms(row.latency_p99_ms),
-            f"{row.error_rate:.1%}",
-            style=style,
-        )
+        table.add_row(label, *(cell(row) for _, cell in columns), style=style)
 
     for row in rows:
         add(row, row.label)
     if total.events:
         table.add_section()
-        add(total, "total (turn latency)", style="bold")
+        add(total, "total (turn latency)" if wide else "total", style="bold")
     console.print(table)
     if not rows:
         console.print(f"no events since {since}")
