@@ -139,7 +139,8 @@ class EmbeddingDomainClassifier:
     ``examples`` maps each domain to a few phrases typical of it. A query gets the
     domain of its most similar example (nearest neighbour: robust to domains with
     varied phrasing, unlike a centroid) when that cosine reaches ``threshold``, else
-    ``default``. Results are cached per query (an LRU of ``cache_size``).
+    ``default``. With MiniLM, related short texts score 0.2-0.7 and unrelated ones below
+    0.15, hence the default 0.2. Results are cached per query (an LRU of ``cache_size``).
     """
 
     def __init__(
@@ -148,7 +149,7 @@ class EmbeddingDomainClassifier:
         *,
         embeddings: IEmbeddingService | None = None,
         default: str = "general",
-        threshold: float = 0.35,
+        threshold: float = 0.2,
         cache_size: int = 1024,
     ) -> None:
         self.examples = {d: [p for p in phrases if p] for d, phrases in examples.items()}

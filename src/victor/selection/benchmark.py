@@ -1,0 +1,269 @@
+"""The tool-selection benchmark behind ``victor bench tools`` and
+``benchmarks/tool_selection.py``: quality on public data, latency at 500 and 10,000 tools.
+
+Every number goes through the public path, ``ToolSelectionCoordinator.select_tools(query,
+tools, k=10, strategy=...)``, one query at a time, with the catalogue's indexes built
+beforehand (as after the first turn). Quality: Recall@1/5/10 and NDCG@10 against the
+data sets' gold tools. MetaTool results are on the held-out half of its queries only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
+from victor.protocols import IEmbeddingService
+from victor.selection.datasets import (
+    Dataset,
+    load_livemcpbench,
+    load_metatool,
+    synthetic_catalogue,
+)
+from victor.selection.metrics import ndcg_at_k, recall_at_k
+
+__all__ = ["REFERENCE", "Row", "run_benchmark"]
+
+STRATEGIES = ("keyword", "semantic", "hybrid")
+# Reference figures of the data README (MetaTool, 2,000 sampled queries): R@5, NDCG@10.
+REFERENCE = {"keyword": (0.583, 0.511), "semantic": (0.749, 0.667), "hybrid": (0.778, 0.695)}
+
+
+@dataclass(slots=True)
+class Row:
+    dataset: str
+    strategy: str
+    tools: int
+    queries: int
+    r1: float = 0.0
+    r5: float = 0.0
+    r10: float = 0.0
+    ndcg10: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def evaluate(
+    dataset: Dataset, strategy: str, embeddings: IEmbeddingService, cache_dir: Any
+) -> Row:
+    """Quality and latency of one built-in strategy on one data set."""
+    coordinator = ToolSelectionCoordinator(embeddings=embeddings, cache_dir=cache_dir)
+    await coordinator.warm_up(dataset.tools, semantic=strategy != "keyword")
+    await coordinator.select_tools("warm up", dataset.tools, k=10, strategy=strategy)
+    row = Row(dataset.name, strategy, len(dataset.tools), len(dataset.queries))
+    times: list[float] = []
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for query in dataset.queries:
+        start = time.perf_counter()
+        chosen = await coordinator.select_tools(query.text, dataset.tools, k=10, strategy=strategy)
+        times.append((time.perf_counter() - start) * 1000)
+        names = [t.name for t in chosen]
+        sums[0] += recall_at_k(names, query.gold, 1)
+        sums[1] += recall_at_k(names, query.gold, 5)
+        sums[2] += recall_at_k(names, query.gold, 10)
+        sums[3] += ndcg_at_k(names, query.gold, 10)
+    n = max(1, len(dataset.queries))
+    row.r1, row.r5, row.r10, row.ndcg10 = (s / n for s in sums)
+    row.p50_ms, row.p95_ms = statistics.median(times), _pct(times, 0.95)
+    return row
+
+
+async def latency(
+    size: int, embeddings: IEmbeddingService, cache_dir: Any, queries: int = 200
+) -> list[Row]:
+    """p50/p95 per strategy on a synthetic catalogue of ``size`` tools."""
+    tools, texts = synthetic_catalogue(size, queries=queries)
+    rows = []
+    for strategy in STRATEGIES:
+        coordinator = ToolSelectionCoordinator(embeddings=embeddings, cache_dir=cache_dir)
+        await coordinator.warm_up(tools, semantic=strategy != "keyword")
+        for text in texts[:10]:  # warm caches and code paths, not the measured queries
+            await coordinator.select_tools("warm " + text, tools, k=10, strategy=strategy)
+        times = []
+        for text in texts:
+            start = time.perf_counter()
+            await coordinator.select_tools(text, tools, k=10, strategy=strategy)
+            times.append((time.perf_counter() - start) * 1000)
+        rows.append(
+            Row(
+                f"synthetic {size}",
+                strategy,
+                size,
+                len(texts),
+                p50_ms=statistics.median(times),
+                p95_ms=_pct(times, 0.95),
+            )
+        )
+    return rows
+
+
+async def turn_overhead(n: int = 2000) -> float:
+    """Median microseconds of ``select_for_turn`` when every tool fits (the hot path)."""
+    from victor.protocols import Tool
+
+    coordinator = ToolSelectionCoordinator(cache_dir=False)
+    tools = [Tool(name=f"tool_{i}", description="x") for i in range(10)]
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await coordinator.select_for_turn("hello", tools, config={})
+        times.append((time.perf_counter() - start) * 1e6)
+    return statistics.median(times)
+
+
+async def tune_alpha(
+    root: Path, embeddings: IEmbeddingService, cache_dir: Any, sample: int = 2000
+) -> list[tuple[float, float, float]]:
+    """(alpha, R@5, NDCG@10) of the hybrid blend on the MetaTool *tuning* split."""
+    import numpy as np
+
+    from victor.selection.hybrid import blend, top_k
+
+    data = load_metatool(root, split="tune", sample=sample, seed=1)
+    coordinator = ToolSelectionCoordinator(embeddings=embeddings, cache_dir=cache_dir)
+    await coordinator.warm_up(data.tools)
+    pairs = []
+    for q in data.queries:
+        semantic = await coordinator._semantic_scores(q.text, data.tools)
+        pairs.append((np.asarray(semantic), coordinator._keyword_scores(q.text, data.tools)))
+    out = []
+    for alpha in (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0):
+        r5 = nd = 0.0
+        for q, (sem, kw) in zip(data.queries, pairs, strict=True):
+            names = [data.tools[i].name for i in top_k(blend(sem, kw, alpha), 10)]
+            r5 += recall_at_k(names, q.gold, 5)
+            nd += ndcg_at_k(names, q.gold, 10)
+        out.append((alpha, r5 / len(data.queries), nd / len(data.queries)))
+    return out
+
+
+def machine() -> str:
+    try:
+        import onnxruntime
+
+        ort = f", onnxruntime {onnxruntime.__version__}"
+    except ImportError:  # pragma: no cover
+        ort = ""
+    return f"{os.cpu_count()} cores, Python {platform.python_version()}{ort}, {platform.machine()}"
+
+
+def format_table(rows: Sequence[Row], *, quality: bool = True) -> str:
+    head = ["data", "strategy", "tools", "queries"]
+    head += ["R@1", "R@5", "R@10", "NDCG@10"] if quality else []
+    head += ["p50 ms", "p95 ms"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r.dataset, r.strategy, f"{r.tools:,}", f"{r.queries:,}"]
+        if quality:
+            cells += [f"{r.r1:.3f}", f"{r.r5:.3f}", f"{r.r10:.3f}", f"{r.ndcg10:.3f}"]
+        cells += [f"{r.p50_ms:.2f}", f"{r.p95_ms:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(quality: Sequence[Row], speed: Sequence[Row], path: Path) -> bool:
+    """Bars of R@5/NDCG@10 per data set and strategy, and latency per catalogue size."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    datasets = list(dict.fromkeys(r.dataset for r in quality))
+    cols = 2
+    rows_n = (len(datasets) + 2) // cols
+    fig, grid = plt.subplots(rows_n, cols, figsize=(11, 4 * rows_n), squeeze=False)
+    axes = list(grid.flat)
+    colors = {"keyword": "#8c8c8c", "semantic": "#4c72b0", "hybrid": "#dd8452"}
+    for ax, name in zip(axes, datasets, strict=False):
+        rows = [r for r in quality if r.dataset == name]
+        for i, r in enumerate(rows):
+            ax.bar(
+                [i - 0.2], [r.r5], 0.4, color=colors.get(r.strategy), label="R@5" if not i else ""
+            )
+            ax.bar([i + 0.2], [r.ndcg10], 0.4, color=colors.get(r.strategy), alpha=0.55)
+            ax.text(i - 0.2, r.r5 + 0.01, f"{r.r5:.2f}", ha="center", fontsize=8)
+            ax.text(i + 0.2, r.ndcg10 + 0.01, f"{r.ndcg10:.2f}", ha="center", fontsize=8)
+        ax.set_xticks(range(len(rows)), [r.strategy for r in rows])
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{name}\nR@5 (solid), NDCG@10 (light)", fontsize=9)
+    ax = axes[len(datasets)]
+    for strategy in STRATEGIES:
+        rows = sorted((r for r in speed if r.strategy == strategy), key=lambda r: r.tools)
+        sizes = [r.tools for r in rows]
+        color = colors[strategy]
+        ax.plot(sizes, [r.p50_ms for r in rows], "o-", label=f"{strategy} p50", color=color)
+        ax.plot(sizes, [r.p95_ms for r in rows], "x--", label=f"{strategy} p95", color=color)
+    for extra in axes[len(datasets) + 1 :]:
+        extra.axis("off")
+    ax.set_xscale("log")
+    ax.set_xlabel("tools in catalogue")
+    ax.set_ylabel("ms per query")
+    ax.set_title("latency (synthetic catalogue)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+async def run_benchmark(
+    data_dir: Path,
+    *,
+    sample: int = 2000,
+    sizes: Sequence[int] = (500, 10_000),
+    png: Path | None = None,
+    tune: bool = False,
+    cache_dir: Any = None,
+    echo: Any = print,
+) -> dict[str, Any]:
+    """Run everything, print tables as they complete; returns the rows."""
+    from victor.selection.embeddings import default_embeddings
+
+    embeddings = default_embeddings()
+    echo(f"Tool selection benchmark, {dt.date.today().isoformat()}, {machine()}")
+    echo(f"data: {data_dir}")
+    sets = [
+        load_metatool(data_dir, split="test", sample=sample),
+        load_metatool(data_dir, split="multi", sample=None),
+        load_livemcpbench(data_dir),
+    ]
+    quality = []
+    for data in sets:
+        for strategy in STRATEGIES:
+            quality.append(await evaluate(data, strategy, embeddings, cache_dir))
+        echo(format_table([r for r in quality if r.dataset == data.name]))
+    echo(
+        "reference (data README, MetaTool 2,000 queries) R@5 / NDCG@10: "
+        + ", ".join(f"{k} {v[0]:.3f} / {v[1]:.3f}" for k, v in REFERENCE.items())
+    )
+    speed = []
+    for size in sizes:
+        speed += await latency(size, embeddings, cache_dir)
+        echo(format_table([r for r in speed if r.tools == size], quality=False))
+    overhead = await turn_overhead()
+    echo(f"select_for_turn with 10 tools (offer all, the per-turn hot path): {overhead:.1f} us")
+    tuning = await tune_alpha(data_dir, embeddings, cache_dir) if tune else []
+    for alpha, r5, nd in tuning:
+        echo(f"tune split: alpha {alpha:.2f}  R@5 {r5:.3f}  NDCG@10 {nd:.3f}")
+    if png is not None:
+        echo(f"chart: {png}" if plot(quality, speed, png) else "chart skipped: no matplotlib")
+    return {"quality": quality, "latency": speed, "turn_overhead_us": overhead, "tuning": tuning}
+
+
+def main(data_dir: Path, **kwargs: Any) -> dict[str, Any]:
+    return asyncio.run(run_benchmark(data_dir, **kwargs))
