@@ -243,3 +243,15 @@ async def test_keyword_selection_is_fast_on_a_large_catalogue() -> None:
         times.append(time.perf_counter() - start)
     times.sort()
     assert times[len(times) // 2] < 5e-3  # measured ~0.3 ms; generous for busy CI machines
+
+
+async def test_malformed_config_values_fall_back_to_defaults(caplog) -> None:
+    coordinator = ToolSelectionCoordinator(max_tools=2)
+    config = {"tool_selection": {"strategy": "keyword", "max_tools": "many", "hybrid_alpha": []}}
+    with caplog.at_level(logging.WARNING):
+        selection = await coordinator.select_for_turn("send an email", CATALOGUE, config=config)
+    assert len(selection.tools) == 2 and "is not an integer" in caplog.text
+    default = await coordinator.select_for_turn(
+        "hi", CATALOGUE[:2], config={"tool_selection": {"strategy": "default"}}
+    )
+    assert default.strategy == "all"

@@ -138,7 +138,8 @@ async def tune_alpha(
     pairs = []
     for q in data.queries:
         semantic = await coordinator._semantic_scores(q.text, data.tools)
-        pairs.append((np.asarray(semantic), coordinator._keyword_scores(q.text, data.tools)))
+        keyword = await coordinator._keyword_scores(q.text, data.tools)
+        pairs.append((np.asarray(semantic), keyword))
     out = []
     for alpha in (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0):
         r5 = nd = 0.0

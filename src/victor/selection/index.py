@@ -59,6 +59,10 @@ class CatalogueIndex:
         self._semantic: dict[tuple[str, float], SemanticIndex] = {}
         self._building: dict[tuple[str, float], tuple[Any, asyncio.Future[Any]]] = {}
 
+    @property
+    def has_keyword(self) -> bool:
+        return self._keyword is not None
+
     def keyword(self, **bm25: Any) -> BM25Index:
         if self._keyword is None:
             from victor.selection.bm25 import BM25Index

@@ -29,6 +29,7 @@ from victor.protocols import IToolSelectionCoordinator, IToolSelectionStrategy, 
 from victor.selection.hybrid import DEFAULT_ALPHA
 from victor.selection.index import IndexCache
 from victor.selection.semantic import DEFAULT_NAME_WEIGHT
+from victor.selection.turns import config_value, previous_user_turns, with_pinned
 
 if TYPE_CHECKING:
     from victor.protocols import IEmbeddingService
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 BUILTIN_STRATEGIES = ("keyword", "semantic", "hybrid", "all")
+_BUILD_INLINE_MAX = 2000  # catalogues larger than this get their BM25 index built in a thread
 
 
 @dataclass(slots=True)
@@ -154,7 +156,7 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
     async def warm_up(self, tools: Sequence[Tool], *, semantic: bool = True) -> None:
         """Build the indexes of ``tools`` now rather than on the first turn."""
         index = self._indexes.get(tools)
-        index.keyword(**self.bm25_params)
+        await asyncio.to_thread(index.keyword, **self.bm25_params)
         if semantic:
             embedder, _ = self._semantic_parts()
             await index.semantic(embedder, self.name_weight)
@@ -178,9 +180,12 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
 
         return [tools[i] for i in top_k(scores, k)]
 
-    def _keyword_scores(self, query: str, tools: Sequence[Tool]) -> Any:
-        index = self._indexes.get(tools).keyword(**self.bm25_params)
-        return index.scores(self._ranking_query(query))
+    async def _keyword_scores(self, query: str, tools: Sequence[Tool]) -> Any:
+        index = self._indexes.get(tools)
+        if not index.has_keyword and index.size > _BUILD_INLINE_MAX:
+            # Tens of thousands of documents take ~1 s to index: keep the loop serving.
+            await asyncio.to_thread(index.keyword, **self.bm25_params)
+        return index.keyword(**self.bm25_params).scores(self._ranking_query(query))
 
     async def _semantic_scores(self, query: str, tools: Sequence[Tool]) -> Any:
         embedder, queries = self._semantic_parts()
@@ -194,7 +199,7 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         """BM25 ranking of ``tools`` for ``query``."""
         if not tools:
             return []
-        return self._pick(tools, self._keyword_scores(query, tools), self._k(k))
+        return self._pick(tools, await self._keyword_scores(query, tools), self._k(k))
 
     async def _semantic_selection(
         self, query: str, tools: Sequence[Tool], k: int | None = None
@@ -212,7 +217,7 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
             return []
         from victor.selection.hybrid import blend
 
-        keyword = self._keyword_scores(query, tools)
+        keyword = await self._keyword_scores(query, tools)
         try:
             semantic = await self._semantic_scores(query, tools)
         except Exception as exc:
@@ -248,14 +253,21 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         start = time.perf_counter()
         cfg = (config or {}).get("tool_selection") or {}
         name = cfg.get("strategy") if isinstance(cfg, Mapping) else None
-        max_tools = self._config_int(cfg, "max_tools", self.max_tools)
+        if name is not None:
+            name = None if name == "default" else str(name)
+        max_tools, problem = config_value(cfg, "max_tools", self.max_tools, int)
         if name is None and self.default_strategy is None and len(tools) <= max_tools:
             return ToolSelection(
                 list(tools), "all", len(tools), (time.perf_counter() - start) * 1000
             )
-        alpha = self._config_float(cfg, "hybrid_alpha", self.hybrid_alpha)
+        alpha, problem_alpha = config_value(cfg, "hybrid_alpha", self.hybrid_alpha, float)
+        for message in (problem, problem_alpha):
+            if message:
+                self._warn_once(message)
         pinned = [str(p) for p in (cfg.get("pinned") or ())] if isinstance(cfg, Mapping) else []
-        previous = self._previous_user_turns(query, history)
+        previous = previous_user_turns(
+            query, history, turns=self.context_turns, short_query_words=self.short_query_words
+        )
         ranking_query = " ".join([*previous, query]) if previous else query
         turn = _Turn(max_tools, alpha, query, ranking_query)
         token = _TURN.set(turn)
@@ -264,9 +276,9 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         finally:
             _TURN.reset(token)
         if pinned:
-            chosen = _with_pinned(chosen, tools, pinned, max_tools, everything=used == "all")
+            chosen = with_pinned(chosen, tools, pinned, max_tools, everything=used == "all")
         details: dict[str, Any] = {"max_tools": max_tools, "used": used}
-        if used in ("hybrid", "semantic"):
+        if used == "hybrid":
             details["hybrid_alpha"] = alpha
         if previous:
             details["context_turns"] = len(previous)
@@ -298,6 +310,7 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         custom: IToolSelectionStrategy | None = None
         builtin = None
         if name is not None and name != "default":
+            name = str(name)
             if name in BUILTIN_STRATEGIES:
                 builtin = name
             elif name in self.strategies:
@@ -376,29 +389,6 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
 
     # -- helpers -------------------------------------------------------------------
 
-    def _previous_user_turns(self, query: str, history: Sequence[Any]) -> list[str]:
-        """Earlier user messages to rank a short follow-up query with (oldest first)."""
-        if self.context_turns <= 0 or not history or len(query.split()) >= self.short_query_words:
-            return []
-        found: list[str] = []
-        skipped_current = False
-        for message in reversed(history):
-            role = getattr(message, "role", None) or (
-                message.get("role") if isinstance(message, Mapping) else None
-            )
-            content = getattr(message, "content", None)
-            if content is None and isinstance(message, Mapping):
-                content = message.get("content")
-            if role != "user" or not isinstance(content, str) or not content.strip():
-                continue
-            if not skipped_current and not found and content.strip() == query.strip():
-                skipped_current = True
-                continue
-            found.append(content.strip()[:500])
-            if len(found) >= self.context_turns:
-                break
-        return found[::-1]
-
     def _degraded(self, what: str, exc: BaseException) -> None:
         message = f"{what}: {type(exc).__name__}: {exc}"
         turn = _TURN.get()
@@ -416,38 +406,3 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
     @staticmethod
     def _strategy_label(strategy: IToolSelectionStrategy | None) -> str:
         return type(strategy).__name__ if strategy is not None else "none"
-
-    def _config_int(self, cfg: Any, key: str, default: int) -> int:
-        value = cfg.get(key) if isinstance(cfg, Mapping) else None
-        if value is None:
-            return default
-        try:
-            return max(1, int(value))
-        except (TypeError, ValueError):
-            self._warn_once(f"tool_selection.{key}={value!r} is not an integer; using {default}")
-            return default
-
-    def _config_float(self, cfg: Any, key: str, default: float) -> float:
-        value = cfg.get(key) if isinstance(cfg, Mapping) else None
-        if value is None:
-            return default
-        try:
-            return min(1.0, max(0.0, float(value)))
-        except (TypeError, ValueError):
-            self._warn_once(f"tool_selection.{key}={value!r} is not a number; using {default}")
-            return default
-
-
-def _with_pinned(
-    chosen: list[Tool], tools: Sequence[Tool], pinned: list[str], k: int, *, everything: bool
-) -> list[Tool]:
-    """Pinned tools first (those that exist), then the ranking, within ``k`` unless
-    the pinned ones alone exceed it; ``everything`` keeps the whole list."""
-    by_name = {t.name: t for t in tools}
-    by_name.update({t.name: t for t in chosen})
-    head = [by_name[n] for n in dict.fromkeys(pinned) if n in by_name]
-    names = {t.name for t in head}
-    rest = [t for t in chosen if t.name not in names]
-    if everything:
-        return head + rest
-    return head + rest[: max(0, k - len(head))]

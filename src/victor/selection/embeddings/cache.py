@@ -10,6 +10,7 @@ with a warning and selection goes on in memory.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -161,7 +162,7 @@ class CachedEmbedder:
         resolved = {k: memory[k] for k in dict.fromkeys(keys) if k in memory}
         missing = [k for k in dict.fromkeys(keys) if k not in resolved]
         if missing and self.disk is not None and dim:
-            from_disk = self.disk.get_many(missing, dim)
+            from_disk = await asyncio.to_thread(self.disk.get_many, missing, dim)
             resolved.update(from_disk)
             self._remember(from_disk)
             missing = [k for k in missing if k not in resolved]
@@ -176,7 +177,7 @@ class CachedEmbedder:
             self.embedded_texts += len(todo)
             fresh = dict(zip(todo.keys(), _normalise(vectors), strict=True))
             if self.disk is not None:
-                self.disk.put_many(list(fresh.items()))
+                await asyncio.to_thread(self.disk.put_many, list(fresh.items()))
             resolved.update(fresh)
             self._remember(fresh)
         return np.stack([resolved[k] for k in keys]).astype(np.float32, copy=False)
