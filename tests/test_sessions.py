@@ -113,3 +113,58 @@ async def test_sqlite_new_sessions_skip_the_database(tmp_path):
     assert reads <= 2  # only the filter's rare false positives reach the database
     assert [m.content for m in await store.load("old")] == ["kept"]
     await store.aclose()
+
+
+async def test_a_cancelled_read_does_not_break_the_store(tmp_path):
+    path = tmp_path / "cancel.db"
+    first = SQLiteSessionStore(path)
+    for i in range(200):
+        await first.create(f"s{i}", msgs(f"m{i}"))
+    await first.aclose()
+    store = SQLiteSessionStore(path, cache_size=1)
+    for i in range(20):  # cancel reads at random points of their life
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.load(f"s{i}"), 0)
+    assert [m.content for m in await store.load("s150")] == ["m150"]
+    await store.append("s150", msgs("later"))
+    await store.flush()
+    assert store._thread.is_alive()
+    await store.aclose()
+
+
+async def test_an_unusable_path_fails_clearly_every_time(tmp_path):
+    (tmp_path / "file").write_text("")
+    store = SQLiteSessionStore(tmp_path / "file" / "sub" / "s.db")
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="cannot open the session database"):
+            await asyncio.wait_for(store.load("x"), 5)
+    with pytest.raises(RuntimeError, match="cannot open"):
+        await asyncio.wait_for(store.append("x", msgs("lost?")), 5)
+
+
+async def test_a_closed_store_refuses_work(tmp_path):
+    store = SQLiteSessionStore(tmp_path / "closed.db")
+    await store.create("k", msgs("a"))
+    await store.aclose()
+    for call in (store.append("k", msgs("b")), store.list_sessions(), store.load("other")):
+        with pytest.raises(RuntimeError, match="closed"):
+            await asyncio.wait_for(call, 5)
+
+
+async def test_orchestrators_of_one_process_share_conversations():
+    from victor import AgentOrchestrator, Settings
+    from victor.providers import FunctionProvider
+
+    def model(messages, tools):
+        return f"{len(messages)} messages"
+
+    a = AgentOrchestrator(settings=Settings(), provider=FunctionProvider(model), model="m")
+    b = AgentOrchestrator(settings=Settings(), provider=FunctionProvider(model), model="m")
+    assert a.session_store is b.session_store
+    await a.chat("warm", session_id="w")
+    assert (await a.chat("I am Ann", session_id="conv")).content == "1 messages"
+    assert (await b.chat("who am I?", session_id="conv")).content == "3 messages"
+    assert (await a.chat("and now?", session_id="conv")).content == "5 messages"
+    await a.aclose()
+    assert (await b.chat("still open", session_id="conv")).content == "7 messages"
+    await b.aclose()

@@ -17,4 +17,4 @@ __all__ = ["InMemorySessionStore", "SQLiteSessionStore", "session_store_from_set
 def session_store_from_settings(settings: Settings) -> ISessionStore:
     if settings.session_store == "memory":
         return InMemorySessionStore()
-    return SQLiteSessionStore(settings.sessions_path)
+    return SQLiteSessionStore.shared(settings.sessions_path)

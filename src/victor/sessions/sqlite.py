@@ -3,12 +3,13 @@
 Writes are handed to one writer thread that commits them in groups (WAL mode), so a chat
 turn never waits for the disk; reads of sessions this process has seen come from an LRU
 cache, and the others from the database through the same thread, unless a Bloom filter of
-the stored session ids says the session is new. ``flush()`` and
-``aclose()`` wait until every accepted write is committed. Pass ``wait_for_commit=True``
-to make each turn wait for its own commit instead (about 0.1 ms more per turn).
+the stored session ids says the session is new. ``flush()`` and ``aclose()`` wait until
+every accepted write is committed. Pass ``wait_for_commit=True`` to make each turn wait
+for its own commit instead (about 0.1 ms more per turn).
 
-One process owns a file's sessions: the cache and the filter do not see writes from other
-processes. Several processes sharing conversations want the PostgreSQL store.
+One store object owns a file's sessions: the cache and the filter do not see writes made
+through another. :meth:`SQLiteSessionStore.shared` hands every user of a path in this
+process the same store; several processes sharing conversations want the PostgreSQL store.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from victor.protocols import ISessionStore, Message
 from victor.sessions._bloom import BloomFilter
@@ -48,10 +49,25 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 _STOP = object()
+_COMMIT_ATTEMPTS = 5
+
+
+def _settle(fut: Future[Any] | None, result: Any = None, exc: BaseException | None = None) -> None:
+    """Resolve a future unless its waiter gave up (a cancelled turn)."""
+    if fut is None or fut.done():
+        return
+    with contextlib.suppress(Exception):  # cancelled between the check and now
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)
 
 
 class SQLiteSessionStore(ISessionStore):
     """Session histories in one SQLite file (created with its folder if missing)."""
+
+    _shared: ClassVar[dict[Path, list[Any]]] = {}  # resolved path -> [store, users]
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -70,25 +86,52 @@ class SQLiteSessionStore(ISessionStore):
         self._closed = False
         self._lock = threading.Lock()
         self._known: BloomFilter | None = None
+        self._shared_key: Path | None = None
+
+    @classmethod
+    def shared(cls, path: str | Path, **options: Any) -> SQLiteSessionStore:
+        """The store of ``path`` for this process, created on first use. Each caller
+        closes it once; the last close really closes it."""
+        key = Path(path).expanduser().resolve()
+        with cls._shared_lock:
+            entry = cls._shared.get(key)
+            if entry is None or entry[0]._closed:
+                store = cls(key, **options)
+                store._shared_key = key
+                entry = cls._shared[key] = [store, 0]
+            entry[1] += 1
+            return entry[0]
 
     # -- the writer thread -------------------------------------------------------------
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None:
+            if self._thread is not None and self._thread.is_alive():
                 return
             if self._closed:
-                raise RuntimeError("the session store is closed")
+                raise RuntimeError(f"the session store {self.path} is closed")
             ready: Future[None] = Future()
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=self._worker, args=(ready,), name="victor-sessions", daemon=True
             )
-            self._thread.start()
-        ready.result()
+            thread.start()
+            try:
+                ready.result()
+            except Exception as exc:
+                thread.join()
+                raise RuntimeError(f"cannot open the session database {self.path}: {exc}") from exc
+            self._thread = thread
+
+    async def _ensure_started(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the session store {self.path} is closed")
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            await asyncio.to_thread(self._start)
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
@@ -98,28 +141,32 @@ class SQLiteSessionStore(ISessionStore):
     def _worker(self, ready: Future[None]) -> None:
         try:
             conn = self._connect()
-        except Exception as exc:
-            ready.set_exception(exc)
-            return
-        try:
             ids = [row[0] for row in conn.execute("SELECT session_id FROM sessions")]
             known = BloomFilter(max(1_000_000, 2 * len(ids)))
             for session_id in ids:
+                known.add(session_id)
+            for session_id in self._cache:  # written before the filter existed
                 known.add(session_id)
             self._known = known
         except Exception as exc:
             ready.set_exception(exc)
             return
         ready.set_result(None)
-        stop = False
-        while not stop:
+        try:
+            self._serve(conn)
+        finally:
+            conn.close()
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        while True:
             jobs = [self._jobs.get()]
             while True:  # take everything waiting: one transaction for the group
                 try:
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            writes = []
+            writes: list[Any] = []
+            stop = False
             for job in jobs:
                 if job is _STOP:
                     stop = True
@@ -129,66 +176,82 @@ class SQLiteSessionStore(ISessionStore):
                     self._commit(conn, writes)
                     writes = []
                     _, fn, fut = job
+                    if not fut.set_running_or_notify_cancel():
+                        continue  # its turn was cancelled: nobody waits for it
                     try:
-                        fut.set_result(fn(conn))
+                        result = fn(conn)
                     except Exception as exc:
-                        fut.set_exception(exc)
+                        _settle(fut, exc=exc)
+                    else:
+                        _settle(fut, result)
             self._commit(conn, writes)
-        conn.close()
+            if stop:
+                return
 
     def _commit(self, conn: sqlite3.Connection, writes: list[Any]) -> None:
         if not writes:
             return
-        now = time.time()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for _, op, session_id, messages, _fut in writes:
-                if op == "delete" or op == "replace":
-                    conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-                    conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
-                    if op == "delete":
-                        continue
-                row = conn.execute(
-                    "SELECT next_seq FROM sessions WHERE session_id = ?", (session_id,)
-                ).fetchone()
-                seq = row[0] if row else 0
-                conn.executemany(
-                    "INSERT INTO messages (session_id, seq, body) VALUES (?, ?, ?)",
-                    [
-                        (session_id, seq + i, m.model_dump_json(exclude_defaults=True))
-                        for i, m in enumerate(messages)
-                    ],
+        delay = 0.05
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            try:
+                self._apply(conn, writes)
+            except Exception as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if attempt < _COMMIT_ATTEMPTS:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                self.write_errors += len(writes)
+                logger.error(
+                    "could not store %d session writes in %s after %d attempts: %s",
+                    len(writes),
+                    self.path,
+                    attempt,
+                    exc,
                 )
-                conn.execute(
-                    "INSERT INTO sessions (session_id, created_at, updated_at, next_seq) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
-                    "updated_at = excluded.updated_at, next_seq = excluded.next_seq",
-                    (session_id, now, now, seq + len(messages)),
-                )
-            conn.execute("COMMIT")
-        except Exception as exc:
-            self.write_errors += 1
-            logger.exception("could not store %d session writes in %s", len(writes), self.path)
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+                for *_, fut in writes:
+                    _settle(fut, exc=exc)
+                return
             for *_, fut in writes:
-                if fut is not None and not fut.done():
-                    fut.set_exception(exc)
+                _settle(fut)
             return
-        for *_, fut in writes:
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+
+    def _apply(self, conn: sqlite3.Connection, writes: list[Any]) -> None:
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        for _, op, session_id, messages, _fut in writes:
+            if op in ("delete", "replace"):
+                conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+                conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+                if op == "delete":
+                    continue
+            row = conn.execute(
+                "SELECT next_seq FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            seq = row[0] if row else 0
+            conn.executemany(
+                "INSERT INTO messages (session_id, seq, body) VALUES (?, ?, ?)",
+                [
+                    (session_id, seq + i, m.model_dump_json(exclude_defaults=True))
+                    for i, m in enumerate(messages)
+                ],
+            )
+            conn.execute(
+                "INSERT INTO sessions (session_id, created_at, updated_at, next_seq) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+                "updated_at = excluded.updated_at, next_seq = excluded.next_seq",
+                (session_id, now, now, seq + len(messages)),
+            )
+        conn.execute("COMMIT")
 
     async def _call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        if self._thread is None:
-            await asyncio.to_thread(self._start)
+        await self._ensure_started()
         fut: Future[Any] = Future()
         self._jobs.put(("call", fn, fut))
         return await asyncio.wrap_future(fut)
 
     async def _write(self, op: str, session_id: str, messages: Sequence[Message]) -> None:
-        if self._thread is None:
-            await asyncio.to_thread(self._start)
         fut: Future[None] | None = Future() if self.wait_for_commit else None
         self._jobs.put(("write", op, session_id, tuple(messages), fut))
         if fut is not None:
@@ -211,50 +274,52 @@ class SQLiteSessionStore(ISessionStore):
         if history is not None:
             self._cache.move_to_end(session_id)
             return list(history)
-        if self._thread is None:
-            await asyncio.to_thread(self._start)
+        await self._ensure_started()
         if self._known is not None and session_id not in self._known:
             return None
 
-        def read(conn: sqlite3.Connection) -> list[str] | None:
+        def read(conn: sqlite3.Connection) -> list[Message] | None:
             rows = conn.execute(
                 "SELECT body FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
             ).fetchall()
-            if rows:
-                return [r[0] for r in rows]
-            exists = conn.execute(
-                "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
-            ).fetchone()
-            return [] if exists else None
+            if (
+                not rows
+                and conn.execute(
+                    "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
+                ).fetchone()
+                is None
+            ):
+                return None
+            return [Message.model_validate_json(r[0]) for r in rows]
 
-        bodies = await self._call(read)
-        if bodies is None:
+        history = await self._call(read)
+        if history is None:
             return None
-        history = [Message.model_validate_json(b) for b in bodies]
         self._remember(session_id, history)
         return list(history)
 
     async def append(self, session_id: str, messages: Sequence[Message]) -> None:
+        await self._ensure_started()
+        await self._write("append", session_id, messages)
         history = self._cache.get(session_id)
         if history is not None:  # otherwise the next load reads it back, in order
             history.extend(messages)
             self._cache.move_to_end(session_id)
         elif self._known is not None:
             self._known.add(session_id)
-        await self._write("append", session_id, messages)
 
     async def create(self, session_id: str, messages: Sequence[Message]) -> None:
-        self._remember(session_id, list(messages))
+        await self._ensure_started()
         # Appended, not replaced: should the session exist after all, nothing is lost.
         await self._write("append", session_id, messages)
+        self._remember(session_id, list(messages))
 
     async def replace(self, session_id: str, messages: Sequence[Message]) -> None:
-        self._remember(session_id, list(messages))
+        await self._ensure_started()
         await self._write("replace", session_id, messages)
+        self._remember(session_id, list(messages))
 
     async def delete(self, session_id: str) -> bool:
-        self._cache.pop(session_id, None)
-
         def exists(conn: sqlite3.Connection) -> bool:
             return (
                 conn.execute(
@@ -264,6 +329,7 @@ class SQLiteSessionStore(ISessionStore):
             )
 
         found = await self._call(exists)
+        self._cache.pop(session_id, None)
         await self._write("delete", session_id, ())
         return bool(found)
 
@@ -277,14 +343,22 @@ class SQLiteSessionStore(ISessionStore):
         return await self._call(read)
 
     async def flush(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None and not self._closed:
             await self._call(lambda conn: None)
 
     async def aclose(self) -> None:
         if self._closed:
             return
+        if self._shared_key is not None:
+            with self._shared_lock:
+                entry = self._shared.get(self._shared_key)
+                if entry is not None and entry[0] is self:
+                    entry[1] -= 1
+                    if entry[1] > 0:
+                        return  # others still use it
+                    del self._shared[self._shared_key]
         self._closed = True
         thread = self._thread
-        if thread is not None:
+        if thread is not None and thread.is_alive():
             self._jobs.put(_STOP)
             await asyncio.to_thread(thread.join)
