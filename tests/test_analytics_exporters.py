@@ -56,11 +56,11 @@ async def test_sqlite_migrates_an_older_database(tmp_path):
     await exporter.export([event()])
     await exporter.shutdown()
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute(f"DROP INDEX {TABLE}_type_ts")
+    conn.execute(f"DROP VIEW {TABLE}_v")
     conn.execute(f"DELETE FROM {TABLE}_schema_version WHERE version = 2")
     assert migrate_sqlite(conn, TABLE) == 2
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert f"{TABLE}_type_ts" in names
+    [(time_text, n)] = conn.execute(f"SELECT time, data FROM {TABLE}_v").fetchall()
+    assert time_text.endswith("Z") and json.loads(n) == {"n": 0}
 
 
 async def test_sqlite_rejects_bad_events_and_keeps_the_rest(tmp_path):

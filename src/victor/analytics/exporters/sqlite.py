@@ -22,6 +22,7 @@ def open_sqlite(path: Path, table: str, *, timeout: float = 30.0) -> sqlite3.Con
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: fewer page reads as the table grows
     migrate_sqlite(conn, table)
     return conn
 
