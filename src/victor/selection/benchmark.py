@@ -151,6 +151,13 @@ async def tune_alpha(
     return out
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "n/a"
+
+
 def machine() -> str:
     try:
         import onnxruntime
@@ -199,9 +206,13 @@ def plot(quality: Sequence[Row], speed: Sequence[Row], path: Path) -> bool:
             ax.bar([i + 0.2], [r.ndcg10], 0.4, color=colors.get(r.strategy), alpha=0.55)
             ax.text(i - 0.2, r.r5 + 0.01, f"{r.r5:.2f}", ha="center", fontsize=8)
             ax.text(i + 0.2, r.ndcg10 + 0.01, f"{r.ndcg10:.2f}", ha="center", fontsize=8)
+            if name.startswith("MetaTool (test)") and r.strategy in REFERENCE:
+                ref = REFERENCE[r.strategy][0]
+                ax.hlines(ref, i - 0.4, i, colors="black", linestyles="dashed", linewidth=1)
         ax.set_xticks(range(len(rows)), [r.strategy for r in rows])
         ax.set_ylim(0, 1)
-        ax.set_title(f"{name}\nR@5 (solid), NDCG@10 (light)", fontsize=9)
+        note = ", dashed: README reference R@5" if name.startswith("MetaTool (test)") else ""
+        ax.set_title(f"{name}\nR@5 (solid), NDCG@10 (light){note}", fontsize=9)
     ax = axes[len(datasets)]
     for strategy in STRATEGIES:
         rows = sorted((r for r in speed if r.strategy == strategy), key=lambda r: r.tools)
@@ -237,6 +248,7 @@ async def run_benchmark(
 
     embeddings = default_embeddings()
     echo(f"Tool selection benchmark, {dt.date.today().isoformat()}, {machine()}")
+    echo(f"load average at start: {_load()}")
     echo(f"data: {data_dir}")
     sets = [
         load_metatool(data_dir, split="test", sample=sample),
@@ -261,6 +273,7 @@ async def run_benchmark(
     tuning = await tune_alpha(data_dir, embeddings, cache_dir) if tune else []
     for alpha, r5, nd in tuning:
         echo(f"tune split: alpha {alpha:.2f}  R@5 {r5:.3f}  NDCG@10 {nd:.3f}")
+    echo(f"load average at end: {_load()}")
     if png is not None:
         echo(f"chart: {png}" if plot(quality, speed, png) else "chart skipped: no matplotlib")
     return {"quality": quality, "latency": speed, "turn_overhead_us": overhead, "tuning": tuning}

@@ -90,7 +90,12 @@ class OnnxEmbeddings(IEmbeddingService):
     def _run(self, texts: Sequence[str]) -> Any:
         import numpy as np
 
-        encodings = self._tokenizer.encode_batch(list(texts))
+        tokenizer = self._tokenizer
+        # One text: plain encode, no rayon thread pool hand-off.
+        if len(texts) == 1:
+            encodings = [tokenizer.encode(texts[0])]
+        else:
+            encodings = tokenizer.encode_batch(list(texts))
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
