@@ -86,7 +86,7 @@ async def test_file_provider_tenants_sessions_and_hot_reload(tmp_path):
             }
         )
     )
-    provider = FileConfigProvider(path)
+    provider = FileConfigProvider(path, check_interval=0)
     assert (await provider.get_config("plain"))["model"] == "gpt-4o"
     assert await provider.get_config("acme:vip") == {"model": "acme-m", "temperature": 0.0}
     import os
@@ -97,6 +97,10 @@ async def test_file_provider_tenants_sessions_and_hot_reload(tmp_path):
     path.write_text("{broken")  # a bad edit keeps the last good config
     os.utime(path, (2, 2))
     assert (await provider.get_config("plain"))["model"] == "gpt-4.1"
+    path.unlink()  # so does a file being replaced
+    assert (await provider.get_config("plain"))["model"] == "gpt-4.1"
+    path.write_text(json.dumps({"model": "back"}))
+    assert (await provider.get_config("plain"))["model"] == "back"
 
 
 def test_file_provider_errors_name_file_and_line(tmp_path):

@@ -129,7 +129,7 @@ async def test_endless_tool_calls_stop_with_a_clear_error_and_keep_history():
     )
     await orch.chat("hello", session_id="loop")
     before = await orch.history("loop")
-    with pytest.raises(ToolLoopLimitError, match="3 times"):
+    with pytest.raises(ToolLoopLimitError, match="after 3 rounds"):
         await orch.chat("now loop", session_id="loop")
     assert await orch.history("loop") == before
     await orch.aclose()
@@ -258,10 +258,10 @@ async def test_analytics_events_describe_the_turn():
     assert exporter.closed
     kinds = [e.type for e in exporter.events]
     assert kinds == [
-        "session_start",
         "llm_request",
         "tool_call",
         "llm_request",
+        "session_start",  # once the first turn succeeded
         "token_usage",
         "chat_complete",
     ]
@@ -363,3 +363,200 @@ async def test_register_tools_accepts_functions_and_rejects_duplicates():
     with pytest.raises(ValueError, match="already registered"):
         orch.register_tools([tool(add)])
     await orch.aclose()
+
+
+async def test_only_the_offered_tools_can_run():
+    from victor.agent.coordinators import ToolSelectionCoordinator
+    from victor.protocols import IToolSelectionStrategy
+
+    sent = []
+
+    @tool(cost_tier="high")
+    def wire_money(amount: int) -> str:
+        """Send money."""
+        sent.append(amount)
+        return "sent"
+
+    class FreeOnly(IToolSelectionStrategy):
+        async def select_tools(self, query, available_tools, selection_coordinator):
+            return [t for t in available_tools if t.cost_tier == "free"]
+
+    script = [{"tool_calls": [{"name": "wire_money", "arguments": {"amount": 1000}}]}, "ok"]
+    orch = make(
+        script,
+        tools=[get_weather, wire_money],
+        _tool_selection_coordinator=ToolSelectionCoordinator(default_strategy=FreeOnly()),
+    )
+    response = await orch.chat("pay", session_id="policy")
+    assert sent == []
+    assert response.tool_results[0].is_error
+    assert "unknown tool 'wire_money'" in response.tool_results[0].content
+    assert "get_weather" in response.tool_results[0].content
+    await orch.aclose()
+
+
+async def test_max_tool_iterations_counts_rounds_and_lets_the_model_answer():
+    script = [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "a"}}]}, "answer"]
+    orch = AgentOrchestrator(
+        settings=Settings(max_tool_iterations=1),
+        provider=ScriptedProvider(script),
+        model="m",
+        tools=[get_weather],
+    )
+    assert (await orch.chat("one round", session_id="r")).content == "answer"
+    await orch.aclose()
+
+
+async def test_misspelt_overrides_are_rejected_and_custom_keys_go_through_config():
+    from victor.agent.coordinators import PromptCoordinator
+    from victor.agent.coordinators.prompt_coordinator import BasePromptContributor
+
+    class Tone(BasePromptContributor):
+        async def get_contribution(self, context):
+            return f"Tone: {context.get('tone')}"
+
+    provider = ScriptedProvider(["x"])
+    orch = AgentOrchestrator(
+        settings=Settings(),
+        provider=provider,
+        model="m",
+        _prompt_coordinator=PromptCoordinator(contributors=[Tone()]),
+    )
+    with pytest.raises(TypeError, match="did you mean 'temperature'"):
+        await orch.chat("hi", temprature=0.1)
+    with pytest.raises(TypeError, match="did you mean 'session_id'"):
+        await orch.chat("hi", sesion_id="user-42")
+    await orch.chat("hi", session_id="t", config={"tone": "formal"}, temperature=0.3)
+    assert provider.calls[0]["messages"][0].content == "Tone: formal"
+    assert provider.calls[0]["temperature"] == 0.3
+    await orch.aclose()
+
+
+async def test_strict_config_values():
+    for bad, key in (
+        ({"enable_analytics": "false"}, "enable_analytics"),
+        ({"context_compaction_threshold": "high"}, "context_compaction_threshold"),
+        ({"temperature": True}, "temperature"),
+        ({"max_tool_iterations": 0}, "max_tool_iterations"),
+    ):
+        orch = make(["x"])
+        with pytest.raises(ConfigError, match=key):
+            await orch.chat("hi", session_id="c", config=bad)
+        await orch.aclose()
+
+
+async def test_a_failed_first_turn_is_no_session_start_and_still_reports_spend():
+    exporter = CollectingExporter()
+    call = {"tool_calls": [{"name": "get_weather", "arguments": {"city": "a"}}]}
+    orch = AgentOrchestrator(
+        settings=Settings(max_tool_iterations=1),
+        provider=ScriptedProvider([call, call, "fine"]),
+        model="gpt-4o",
+        tools=[get_weather],
+        _analytics_coordinator=AnalyticsCoordinator(exporters=[exporter]),
+    )
+    with pytest.raises(ToolLoopLimitError):
+        await orch.chat("loop", session_id="fail-first")
+    await orch.chat("again", session_id="fail-first")
+    await orch.aclose()
+    assert len(exporter.of_type("session_start")) == 1
+    assert exporter.of_type("error")[0].data["error_type"] == "ToolLoopLimitError"
+    usage = exporter.of_type("token_usage")
+    assert len(usage) == 2 and usage[0].data["cost_usd"] > 0
+
+
+async def test_config_failures_emit_an_error_event():
+    class Down(ConfigCoordinator):
+        async def load_config(self, session_id, config_override=None):
+            raise ConnectionError("config database down")
+
+    exporter = CollectingExporter()
+    orch = make(
+        ["x"],
+        _config_coordinator=Down(),
+        _analytics_coordinator=AnalyticsCoordinator(exporters=[exporter]),
+    )
+    with pytest.raises(ConnectionError):
+        await orch.chat("hi", session_id="acme:s")
+    await orch.aclose()
+    (error,) = exporter.of_type("error")
+    assert error.data["stage"] == "prepare" and error.tenant_id == "acme"
+
+
+async def test_compaction_strategies_cannot_corrupt_history():
+    from victor.agent.coordinators import ContextCoordinator
+    from victor.agent.coordinators.context_coordinator import BaseCompactionStrategy
+    from victor.protocols import Context, Message
+
+    class Summarise(BaseCompactionStrategy):
+        async def compact(self, context):
+            keep = context.messages[-2:]
+            summary = Message(role="system", content=f"summary of {len(context.messages)}")
+            return Context(messages=[summary, *[m.model_copy() for m in keep]])
+
+    class Mutates(BaseCompactionStrategy):
+        async def compact(self, context):
+            context.messages[0].content = "trimmed"  # frozen: raises
+            return context
+
+    class Broken(BaseCompactionStrategy):
+        async def compact(self, context):
+            return None
+
+    settings = Settings(context_window=200, context_compaction_threshold=0.5)
+    for strategy in (Summarise(), Mutates(), Broken()):
+        provider = ScriptedProvider(["y" * 100], cycle=True)
+        orch = AgentOrchestrator(
+            settings=settings,
+            provider=provider,
+            model="local",
+            session_store=InMemorySessionStore(),
+            _context_coordinator=ContextCoordinator(strategy),
+        )
+        for i in range(6):
+            await orch.chat(f"question {i} " + "z" * 50, session_id="c")
+        sent = [m.content for m in provider.calls[-1]["messages"]]
+        assert sent[-1].startswith("question 5")
+        assert sum(c.startswith("question 5") for c in sent) == 1
+        history = await orch.history("c")
+        assert all(m.content != "trimmed" for m in history)
+        await orch.aclose()
+
+
+async def test_anthropic_key_alone_picks_a_claude_model(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    orch = AgentOrchestrator(settings=Settings())
+    assert type(orch.provider).__name__ == "AnthropicProvider"
+    assert orch.model.startswith("claude")
+    await orch.aclose()
+
+
+async def test_an_orchestrator_survives_several_event_loops():
+    import threading
+
+    @tool
+    def slow_sync(n: int) -> str:
+        """Sleeps in a thread."""
+        import time
+
+        time.sleep(0.01)
+        return str(n)
+
+    script = [{"tool_calls": [{"name": "slow_sync", "arguments": {"n": i}} for i in range(12)]}]
+    orch = AgentOrchestrator(
+        settings=Settings(max_parallel_tools=2),
+        provider=ScriptedProvider([*script, "a", *script, "b"]),
+        model="m",
+        tools=[slow_sync],
+        session_store=InMemorySessionStore(),
+    )
+    results = []
+
+    def run():
+        results.append(asyncio.run(orch.chat("go", session_id="x")).content)
+
+    for _ in range(2):  # each in a fresh event loop, as with asyncio.run per request
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    assert results == ["a", "b"]

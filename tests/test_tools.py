@@ -150,3 +150,45 @@ async def test_timeouts_and_exceptions_become_error_results():
     )
     assert r1.is_error and "timed out" in r1.content
     assert r2.is_error and "RuntimeError: disk on fire" in r2.content
+
+
+async def test_parameters_may_share_names_with_pydantic_attributes():
+    @tool
+    def run_sql(schema: str, json: bool = False, model_config: str = "default") -> str:
+        """Run SQL in a schema."""
+        return f"{schema}/{json}/{model_config}"
+
+    assert set(run_sql.parameters["properties"]) == {"schema", "json", "model_config"}
+    result = await ToolExecutor().run_one(
+        ToolCall(id="1", name="run_sql", arguments={"schema": "public", "model_config": "x"}),
+        {"run_sql": run_sql},
+    )
+    assert result.content == "public/False/x"
+
+
+def test_methods_become_tools_when_bound():
+    class Account:
+        balance = 10
+
+        def get_balance(self, currency: str) -> str:
+            """The balance."""
+            return f"{self.balance} {currency}"
+
+    bound = tool(Account().get_balance)
+    assert list(bound.parameters["properties"]) == ["currency"]
+    assert bound("EUR") == "10 EUR"
+    with pytest.raises(ToolDefinitionError, match="bound method"):
+        tool(Account.get_balance)
+
+
+async def test_a_tools_own_timeout_error_is_not_reported_as_ours():
+    @tool
+    async def fetch() -> str:
+        """Fetches."""
+        raise TimeoutError("upstream read timed out")
+
+    result = await ToolExecutor(timeout=10).run_one(
+        ToolCall(id="1", name="fetch"), {"fetch": fetch}
+    )
+    assert result.is_error and "upstream read timed out" in result.content
+    assert "after 10 s" not in result.content

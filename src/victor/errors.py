@@ -78,7 +78,7 @@ class ToolLoopLimitError(VictorError):
 
     def __init__(self, iterations: int) -> None:
         super().__init__(
-            f"the model asked for tools {iterations} times in a row without answering; "
+            f"the model still asked for tools after {iterations} rounds of tool calls; "
             "raise max_tool_iterations (Settings or the session config) if this is expected"
         )
         self.iterations = iterations

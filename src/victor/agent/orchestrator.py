@@ -6,7 +6,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
@@ -14,11 +15,12 @@ from victor.agent.coordinators.config_coordinator import ConfigCoordinator, tena
 from victor.agent.coordinators.context_coordinator import ContextCoordinator
 from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
 from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
-from victor.agent.turn import Turn, check_config
+from victor.agent.turn import Turn, check_config, check_overrides
 from victor.analytics.pricing import PriceTable, default_price_table
 from victor.config.settings import Settings
 from victor.errors import ConfigError, ToolLoopLimitError
 from victor.protocols import (
+    AnalyticsEvent,
     ChatResponse,
     IProvider,
     ISessionStore,
@@ -84,7 +86,12 @@ class AgentOrchestrator:
         self.provider = (
             provider if provider is not None else _provider_from_environment(self.settings)
         )
-        self.model = model or self.settings.default_model
+        self.model = model or self.settings.default_model or self.provider.default_model
+        if not self.model:
+            raise ConfigError(
+                f"no model given: pass model=..., set VICTOR_DEFAULT_MODEL, or use a provider "
+                f"with a default model ({type(self.provider).__name__} has none)"
+            )
         self.system_prompt = system_prompt
         self.config_coordinator = _config_coordinator or ConfigCoordinator()
         self.prompt_coordinator = _prompt_coordinator or PromptCoordinator()
@@ -92,7 +99,10 @@ class AgentOrchestrator:
         self.tool_selection_coordinator = _tool_selection_coordinator or ToolSelectionCoordinator(
             max_tools=self.settings.max_tools
         )
-        self.analytics_coordinator = _analytics_coordinator or AnalyticsCoordinator()
+        if _analytics_coordinator is None:
+            # The embedded default: events in <data_dir>/analytics.db (or none when off).
+            _analytics_coordinator = AnalyticsCoordinator.from_settings(self.settings)
+        self.analytics_coordinator = _analytics_coordinator
         if session_store is None:
             from victor.sessions import session_store_from_settings
 
@@ -123,37 +133,58 @@ class AgentOrchestrator:
     # -- public API -------------------------------------------------------------------
 
     async def chat(
-        self, message: str, session_id: str | None = None, **overrides: Any
+        self,
+        message: str,
+        session_id: str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        **overrides: Any,
     ) -> ChatResponse:
         """One turn: the user's ``message`` in, the model's answer out.
 
         ``overrides`` (``model=``, ``temperature=``, ``max_tokens=``, ``system_prompt=``,
-        any config key) apply to this turn only, on top of the session's config.
+        ``max_tool_iterations=``, ``tool_selection=``...) apply to this turn only, on top
+        of the session's config; other config keys go in ``config={...}``. A misspelt
+        override is a ``TypeError``, not silently ignored.
         """
         response: ChatResponse | None = None
-        async for chunk in self._turn(message, session_id, overrides, streaming=False):
+        async for chunk in self._turn(message, session_id, config, overrides, streaming=False):
             if chunk.type == "done":
                 response = chunk.response
         assert response is not None
         return response
 
     async def stream(
-        self, message: str, session_id: str | None = None, **overrides: Any
+        self,
+        message: str,
+        session_id: str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        **overrides: Any,
     ) -> AsyncIterator[StreamChunk]:
         """Like :meth:`chat`, yielding text as it arrives, tool starts and ends, and a last
-        ``done`` chunk with the whole response."""
-        async for chunk in self._turn(message, session_id, overrides, streaming=True):
-            yield chunk
+        ``done`` chunk with the whole response.
+
+        The session is locked until the stream ends: read it to the end, or close it
+        (``async with contextlib.aclosing(orchestrator.stream(...))``) when stopping early.
+        """
+        turn = self._turn(message, session_id, config, overrides, streaming=True)
+        async with aclosing(turn):
+            async for chunk in turn:
+                yield chunk
 
     async def history(self, session_id: str) -> list[Message]:
         """The stored messages of a session (empty when it does not exist)."""
         return await self.session_store.load(session_id) or []
 
     async def aclose(self) -> None:
-        """Store pending history, flush analytics and close the provider."""
+        """Store pending history, flush analytics and close the provider: the components
+        given to the orchestrator are closed with it (a shared session store only when its
+        last user closes)."""
         if self._closed:
             return
         self._closed = True
+        self.executor.close()
         for close in (
             self.session_store.aclose,
             self.analytics_coordinator.aclose,
@@ -173,7 +204,13 @@ class AgentOrchestrator:
     # -- the turn ---------------------------------------------------------------------
 
     async def _turn(
-        self, message: str, session_id: str | None, overrides: dict[str, Any], *, streaming: bool
+        self,
+        message: str,
+        session_id: str | None,
+        config: Mapping[str, Any] | None,
+        overrides: dict[str, Any],
+        *,
+        streaming: bool,
     ) -> AsyncIterator[StreamChunk]:
         if not isinstance(message, str):
             raise TypeError(f"message must be a string, not {type(message).__name__}")
@@ -181,6 +218,10 @@ class AgentOrchestrator:
             raise ValueError("message is empty")
         if self._closed:
             raise RuntimeError("the orchestrator is closed")
+        if overrides:
+            check_overrides(overrides)
+        if config:
+            overrides = {**config, **overrides}
         generated = session_id is None
         if session_id is None:
             session_id = new_session_id()
@@ -192,12 +233,16 @@ class AgentOrchestrator:
         entry[1] += 1
         try:
             async with entry[0]:
-                turn = await self._prepare(message, session_id, overrides, generated)
+                try:
+                    turn = await self._prepare(message, session_id, overrides, generated)
+                except Exception as exc:
+                    self._emit_prepare_error(session_id, exc)
+                    raise
                 try:
                     async for chunk in self._loop(turn, streaming):
                         yield chunk
                 except Exception as exc:
-                    self._emit_error(turn, exc, "loop")
+                    self._emit_failure(turn, exc)
                     raise
         finally:
             entry[1] -= 1
@@ -225,20 +270,18 @@ class AgentOrchestrator:
             model=config.get("model") or self.model,
             temperature=config.get("temperature", settings.temperature),
             max_tokens=config.get("max_tokens", settings.max_tokens),
-            max_iterations=config.get("max_tool_iterations", settings.max_tool_iterations),
+            max_iterations=config.get("max_tool_iterations") or settings.max_tool_iterations,
             tenant_id=config.get("tenant_id") or tenant_of(session_id),
             variant=config.get("variant"),
             experiment=config.get("experiment"),
             analytics=self.analytics_coordinator.enabled
-            and config.get("enable_analytics", settings.enable_analytics),
+            and config.get("enable_analytics", True) is not False,
             started=time.perf_counter(),
         )
         history = None if generated else await self.session_store.load(session_id)
         if history is None:
             turn.is_new = True
             history = []
-            if turn.analytics:
-                self.analytics_coordinator.emit(turn.event("session_start", {}))
         turn.history = history
         turn.new_messages.append(Message(role="user", content=message))
         return turn
@@ -258,19 +301,18 @@ class AgentOrchestrator:
         return await self.prompt_coordinator.build_system_prompt(context, base)
 
     async def _compact(self, turn: Turn) -> None:
-        threshold = turn.config.get(
-            "context_compaction_threshold", self.settings.context_compaction_threshold
-        )
+        threshold = turn.config.get("context_compaction_threshold")
         compacted = await self.context_coordinator.maybe_compact(
-            turn.history + turn.new_messages,
+            turn.history,
+            turn.new_messages,
             context_window=context_window(turn.model, self.settings.context_window),
-            threshold=threshold,
+            threshold=threshold or self.settings.context_compaction_threshold,
             session_id=turn.session_id,
             model=turn.model,
+            strategy=turn.config.get("context_compaction_strategy"),
         )
         if compacted is not None:
-            # The user's message stays last; what came before it is the new history.
-            turn.history = [m for m in compacted if m is not turn.new_messages[0]]
+            turn.history = compacted
             turn.compacted = True
 
     async def _select_tools(self, turn: Turn) -> None:
@@ -305,13 +347,13 @@ class AgentOrchestrator:
         start = time.perf_counter()
         if streaming:
             response = None
-            async for chunk in self.provider.stream(
-                messages, model=turn.model, tools=turn.tools, **options
-            ):
-                if chunk.type == "done":
-                    response = chunk.response
-                elif chunk.type == "text":
-                    yield chunk
+            stream = self.provider.stream(messages, model=turn.model, tools=turn.tools, **options)
+            async with aclosing(stream):
+                async for chunk in stream:
+                    if chunk.type == "done":
+                        response = chunk.response
+                    elif chunk.type == "text":
+                        yield chunk
             if response is None:
                 from victor.errors import ProviderResponseError
 
@@ -345,13 +387,15 @@ class AgentOrchestrator:
         await self._compact(turn)
         await self._select_tools(turn)
         head = [Message(role="system", content=system)] if system else []
+        # Only the tools offered this turn may run: a selection policy (cost, domain,
+        # tenant) is enforced, not advisory.
+        offered = {t.name: t for t in turn.tools}
         calls: list[ToolCall] = []
         results: list[ToolResult] = []
-        response: ChatResponse | None = None
+        rounds = 0
         while True:
-            if turn.iterations >= turn.max_iterations:
-                raise ToolLoopLimitError(turn.max_iterations)
             turn.iterations += 1
+            response: ChatResponse | None = None
             async for chunk in self._call_model(
                 turn, head + turn.history + turn.new_messages, streaming
             ):
@@ -362,13 +406,16 @@ class AgentOrchestrator:
             assert response is not None
             if not response.tool_calls:
                 break
+            if rounds >= turn.max_iterations:
+                raise ToolLoopLimitError(turn.max_iterations)
+            rounds += 1
             turn.new_messages.append(
                 Message(role="assistant", content=response.content, tool_calls=response.tool_calls)
             )
             if streaming:
                 for call in response.tool_calls:
                     yield StreamChunk(type="tool_start", tool_call=call)
-            step = await self.executor.run(response.tool_calls, self.tools)
+            step = await self.executor.run(response.tool_calls, offered)
             for result in step:
                 turn.new_messages.append(
                     Message(
@@ -409,28 +456,35 @@ class AgentOrchestrator:
         else:
             await store.append(turn.session_id, turn.new_messages)
 
+    def _emit_usage(self, turn: Turn, model: str, cost: float | None) -> None:
+        usage = turn.usage
+        self.analytics_coordinator.emit(
+            turn.event(
+                "token_usage",
+                {
+                    "gen_ai.request.model": model,
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                    "gen_ai.usage.cached_input_tokens": usage.cached_input_tokens,
+                    "total_tokens": usage.total_tokens,
+                    "cost_usd": cost,
+                    "unpriced": cost is None,
+                },
+            )
+        )
+
     def _finish(
         self, turn: Turn, response: ChatResponse, calls: list[ToolCall], results: list[ToolResult]
     ) -> ChatResponse:
         usage = turn.usage
-        cost = self.price_table.cost(response.model or turn.model, usage)
+        model = response.model or turn.model
+        cost = self.price_table.cost(model, usage)
         latency_ms = (time.perf_counter() - turn.started) * 1000
         if turn.analytics:
             emit = self.analytics_coordinator.emit
-            emit(
-                turn.event(
-                    "token_usage",
-                    {
-                        "gen_ai.request.model": turn.model,
-                        "gen_ai.usage.input_tokens": usage.input_tokens,
-                        "gen_ai.usage.output_tokens": usage.output_tokens,
-                        "gen_ai.usage.cached_input_tokens": usage.cached_input_tokens,
-                        "total_tokens": usage.total_tokens,
-                        "cost_usd": cost,
-                        "unpriced": cost is None,
-                    },
-                )
-            )
+            if turn.is_new:  # only once the first turn succeeded: a retry is no new session
+                emit(turn.event("session_start", {}))
+            self._emit_usage(turn, model, cost)
             emit(
                 turn.event(
                     "chat_complete",
@@ -448,7 +502,7 @@ class AgentOrchestrator:
             tool_calls=calls,
             tool_results=results,
             usage=usage,
-            model=response.model or turn.model,
+            model=model,
             finish_reason=response.finish_reason,
             cost=cost,
             variant=turn.variant,
@@ -458,15 +512,23 @@ class AgentOrchestrator:
             raw=response.raw,
         )
 
-    def _emit_error(self, turn: Turn, exc: BaseException, stage: str) -> None:
-        if turn.analytics:
-            self.analytics_coordinator.emit(
-                turn.event(
-                    "error",
-                    {
-                        "error_type": type(exc).__name__,
-                        "message": str(exc)[:500],
-                        "stage": stage,
-                    },
-                )
+    @staticmethod
+    def _error_data(exc: BaseException, stage: str) -> dict[str, Any]:
+        return {"error_type": type(exc).__name__, "message": str(exc)[:500], "stage": stage}
+
+    def _emit_failure(self, turn: Turn, exc: BaseException) -> None:
+        """A failed turn still reports what it cost: tokens spent before the failure."""
+        if not turn.analytics:
+            return
+        self.analytics_coordinator.emit(turn.event("error", self._error_data(exc, "turn")))
+        if turn.usage.requests:
+            self._emit_usage(turn, turn.model, self.price_table.cost(turn.model, turn.usage))
+
+    def _emit_prepare_error(self, session_id: str, exc: BaseException) -> None:
+        if not self.analytics_coordinator.enabled:
+            return
+        self.analytics_coordinator.emit(
+            AnalyticsEvent.trusted(
+                "error", session_id, self._error_data(exc, "prepare"), tenant_of(session_id)
             )
+        )

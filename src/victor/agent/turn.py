@@ -2,28 +2,64 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from victor.errors import ConfigError
 from victor.protocols import AnalyticsEvent, Message, Tool, Usage
 
-# Config keys the orchestrator applies itself; the rest stay visible to coordinators.
-KNOWN_KEYS = frozenset(
-    {
-        "model",
-        "temperature",
-        "max_tokens",
-        "system_prompt",
-        "tool_selection",
-        "context_compaction_strategy",
-        "context_compaction_threshold",
-        "enable_analytics",
-        "max_tool_iterations",
-        "variant",
-        "experiment",
-        "tenant_id",
-    }
-)
+
+class TurnConfig(BaseModel):
+    """The config keys the orchestrator applies itself, checked strictly so that a typo
+    in a file (``temperature: hot``, ``enable_analytics: "false"``) is an error naming the
+    key rather than a surprise. Other keys are kept for coordinators and contributors."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: str | None = Field(default=None, min_length=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    system_prompt: str | None = None
+    max_tool_iterations: int | None = Field(default=None, ge=1)
+    tool_selection: dict[str, Any] | None = None
+    context_compaction_strategy: str | None = None
+    context_compaction_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    enable_analytics: bool | None = None
+    tenant_id: str | None = None
+    variant: str | None = None
+    experiment: str | None = None
+
+
+KNOWN_KEYS = frozenset(TurnConfig.model_fields)
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming every known key whose value cannot work."""
+    try:
+        TurnConfig.model_validate(config)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            key = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{key!r}: {err['msg']} (got {err['input']!r:.80})")
+        raise ConfigError("invalid session config: " + "; ".join(problems)) from None
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> None:
+    """``chat(..., temprature=0.2)`` must not pass silently: overrides are the known keys
+    only (other keys go through ``config={...}``)."""
+    for name in overrides:
+        if name not in KNOWN_KEYS:
+            close = difflib.get_close_matches(name, [*KNOWN_KEYS, "session_id", "config"], 1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"chat() got an unexpected keyword argument {name!r}{hint} "
+                "(pass other config keys as config={...})"
+            )
 
 
 @dataclass(slots=True)
@@ -54,30 +90,3 @@ class Turn:
         return AnalyticsEvent.trusted(
             type_, self.session_id, data, self.tenant_id, self.experiment, self.variant
         )
-
-
-def check_config(config: dict[str, Any]) -> None:
-    """Reject values of known keys that cannot work, naming the key."""
-    from victor.errors import ConfigError
-
-    temperature = config.get("temperature")
-    if temperature is not None and (
-        not isinstance(temperature, int | float) or not 0 <= temperature <= 2
-    ):
-        raise ConfigError(f"config 'temperature' must be a number from 0 to 2, not {temperature!r}")
-    for key in ("max_tokens", "max_tool_iterations"):
-        value = config.get(key)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise ConfigError(f"config {key!r} must be a positive integer, not {value!r}")
-    model = config.get("model")
-    if model is not None and (not isinstance(model, str) or not model):
-        raise ConfigError(f"config 'model' must be a model name, not {model!r}")
-    for key in ("system_prompt", "variant", "experiment"):
-        value = config.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"config {key!r} must be a string, not {value!r}")
-    selection = config.get("tool_selection")
-    if selection is not None and not isinstance(selection, dict):
-        raise ConfigError(f"config 'tool_selection' must be a mapping, not {selection!r}")

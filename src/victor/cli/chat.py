@@ -10,6 +10,8 @@ from victor.errors import VictorError
 
 
 def _provider(name: str | None, base_url: str | None):
+    if base_url and name == "anthropic":
+        raise VictorError("--base-url is for OpenAI-compatible servers; drop --provider anthropic")
     if base_url or name == "openai" or (name is None and os.environ.get("OPENAI_API_KEY")):
         from victor.providers.openai import OpenAIProvider
 

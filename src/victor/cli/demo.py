@@ -107,6 +107,9 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
     if not console.is_terminal:  # piped: rich would fold the table to 80 columns
         console = Console(width=120)
     rng = random.Random(seed)
+    from victor.analytics.exporters.sqlite import SQLiteAnalyticsExporter
+
+    settings = Settings()
     exporter = CountingExporter()
     provider = SimulatedProvider(
         seed=seed,
@@ -116,12 +119,15 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
         model_quality={"gpt-4o-mini": 0.72, "claude-haiku-4-5": 0.80},
     )
     orchestrator = AgentOrchestrator(
-        settings=Settings(),
+        settings=settings,
         provider=provider,
         tools=[get_weather, convert_currency, search_docs],
         system_prompt="You are a helpful assistant.",
         _config_coordinator=StickyABConfig(VARIANTS),
-        _analytics_coordinator=AnalyticsCoordinator(exporters=[exporter], flush_interval=0.2),
+        _analytics_coordinator=AnalyticsCoordinator(
+            exporters=[SQLiteAnalyticsExporter(settings.data_dir / "analytics.db"), exporter],
+            flush_interval=0.2,
+        ),
     )
     stats: dict[str, dict[str, Any]] = defaultdict(
         lambda: {
@@ -141,6 +147,7 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
         "simulated model, offline\n"
     )
     started = time.perf_counter()
+    shown = False
     async with orchestrator:
         for s in range(sessions):
             session_id = f"demo-{run}-{s}"
@@ -160,8 +167,9 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
                 row["cost"] += response.cost or 0.0
                 row["latency"].append(response.latency_ms)
                 row["good"] += bool(isinstance(response.raw, dict) and response.raw.get("good"))
-            if s == 0:
-                console.print(f"[dim]last answer of {session_id}:[/dim] {response}\n")
+                if s == 0 and not shown:
+                    console.print(f"[dim]first answer of {session_id}:[/dim] {response}\n")
+                    shown = True
     elapsed = time.perf_counter() - started
 
     table = Table(title="Per variant")
@@ -204,5 +212,6 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
     total_turns = sum(r["turns"] for r in stats.values())
     console.print(
         f"{total_turns} turns in {elapsed:.2f} s "
-        f"(median model latency {latency_ms:g} ms); history in {orchestrator.settings.data_dir}"
+        f"(median model latency {latency_ms:g} ms); history and analytics in "
+        f"{settings.data_dir} (see them with: victor analytics)"
     )

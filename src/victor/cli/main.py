@@ -31,6 +31,13 @@ def _root(
     ] = False,
 ) -> None:
     """Victor: a coordinator-based orchestrator for LLM agents."""
+    import logging
+    import os
+
+    logging.basicConfig(
+        level=os.environ.get("VICTOR_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 @app.command()
@@ -68,6 +75,17 @@ def demo(
     from victor.cli.demo import run_demo
 
     asyncio.run(run_demo(sessions=sessions, turns=turns, seed=seed, latency_ms=latency_ms))
+
+
+def _register_subcommands() -> None:
+    from victor.cli.analytics import app as analytics_app
+    from victor.cli.bench import app as bench_app
+
+    app.add_typer(analytics_app, name="analytics")
+    app.add_typer(bench_app, name="bench")
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     session_db_path: Path | None = None  # default: <data_dir>/sessions.db
 
     # Model calls
-    default_model: str = "gpt-4o-mini"
+    # None: the provider's own default (OpenAI gpt-4o-mini, Anthropic claude-sonnet-4-5).
+    default_model: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
     request_timeout: float = Field(default=60.0, gt=0)

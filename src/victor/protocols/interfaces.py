@@ -15,6 +15,8 @@ class IProvider(ABC):
     """A language model behind some API."""
 
     name: str = "provider"
+    # The model used when neither the orchestrator nor the session config names one.
+    default_model: str | None = None
 
     @abstractmethod
     async def chat(

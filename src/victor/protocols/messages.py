@@ -10,9 +10,9 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 class ToolCall(BaseModel):
-    """A request from the model to run one tool."""
+    """A request from the model to run one tool. Immutable, like :class:`Message`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
     name: str
@@ -23,9 +23,13 @@ class ToolCall(BaseModel):
 
 
 class Message(BaseModel):
-    """One message of a conversation, in a provider-neutral shape."""
+    """One message of a conversation, in a provider-neutral shape.
 
-    model_config = ConfigDict(extra="forbid")
+    Immutable: histories are shared between the cache, the store and strategies, and a
+    failed turn must leave them as they were. Derive changed copies with ``model_copy``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Role
     content: str = ""

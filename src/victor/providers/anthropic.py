@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from victor.errors import ProviderAuthError, ProviderResponseError
 from victor.protocols.messages import ChatResponse, Message, StreamChunk, ToolCall, Usage
 from victor.protocols.tools import Tool
+from victor.providers._retry import RetryPolicy
 from victor.providers._sdk import (
     SDKProvider,
     parse_tool_arguments,
     sdk_accepts,
     split_options,
 )
-from victor.providers._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -61,6 +61,8 @@ class AnthropicProvider(SDKProvider):
     ``usage.cached_input_tokens`` the cache reads among them, as OpenAI reports them, so
     cost accounting reads both providers alike.
     """
+
+    default_model = "claude-sonnet-4-5"
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ class FunctionProvider(IProvider):
     """
 
     name = "function"
+    default_model = "function-model"
 
     def __init__(self, fn: ResponseFunction) -> None:
         self.fn = fn

@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 from victor.errors import ProviderAuthError, ProviderResponseError
 from victor.protocols.messages import ChatResponse, Message, StreamChunk, ToolCall, Usage
 from victor.protocols.tools import Tool
+from victor.providers._retry import RetryPolicy
 from victor.providers._sdk import (
     SDKProvider,
     parse_tool_arguments,
     sdk_accepts,
     split_options,
 )
-from victor.providers._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -55,6 +55,8 @@ class OpenAIProvider(SDKProvider):
     models reject ``max_tokens``), while many compatible servers only know ``max_tokens``;
     the default picks by host.
     """
+
+    default_model = "gpt-4o-mini"
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ class ScriptedProvider(IProvider):
     """
 
     name = "scripted"
+    default_model = "scripted-model"
 
     def __init__(self, script: Iterable[ResponseSpec], cycle: bool = False) -> None:
         self.script = list(script)

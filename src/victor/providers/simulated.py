@@ -100,6 +100,7 @@ class SimulatedProvider(IProvider):
     """
 
     name = "simulated"
+    default_model = "simulated-model"
 
     def __init__(
         self,

@@ -50,7 +50,14 @@ def _arguments_model(fn: Callable[..., Any], descriptions: dict[str, str]) -> ty
             f"cannot read the type hints of {fn.__qualname__}: {exc}"
         ) from exc
     fields: dict[str, Any] = {}
-    for pname, param in inspect.signature(fn).parameters.items():
+    params = list(inspect.signature(fn).parameters.items())
+    if params and params[0][0] in ("self", "cls") and not inspect.ismethod(fn):
+        raise ToolDefinitionError(
+            f"{fn.__qualname__} is a method: make a tool of the bound method, "
+            "tool(instance.method), so the model is not asked for "
+            f"{params[0][0]!r}"
+        )
+    for index, (pname, param) in enumerate(params):
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ToolDefinitionError(
                 f"{fn.__qualname__}: *{pname} / **{pname} cannot be described to a model; "
@@ -60,7 +67,12 @@ def _arguments_model(fn: Callable[..., Any], descriptions: dict[str, str]) -> ty
             raise ToolDefinitionError(f"{fn.__qualname__}: positional-only argument {pname!r}")
         annotation = hints.get(pname, Any)
         default = ... if param.default is param.empty else param.default
-        fields[pname] = (annotation, Field(default, description=descriptions.get(pname) or None))
+        # Internal field names with the parameter as alias: a parameter may be called
+        # ``schema``, ``json`` or ``model_config`` without clashing with pydantic's own.
+        fields[f"arg{index}"] = (
+            annotation,
+            Field(default, alias=pname, description=descriptions.get(pname) or None),
+        )
     try:
         return create_model(  # type: ignore[call-overload, no-any-return]
             f"{fn.__name__}_arguments",

@@ -8,14 +8,19 @@ react to; it never ends the turn.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from victor.protocols import Tool, ToolCall, ToolResult
+
+logger = logging.getLogger(__name__)
 
 
 def _format_validation_error(exc: ValidationError) -> str:
@@ -40,9 +45,10 @@ def _to_text(value: Any) -> str:
 class ToolExecutor:
     """Validates and runs tool calls.
 
-    Sync functions run in a worker thread so they cannot stall the event loop; a sync
-    tool that overruns its timeout is reported as timed out, though Python cannot stop
-    its thread.
+    Sync functions run in the executor's own thread pool, so they cannot stall the event
+    loop nor take the threads asyncio itself needs (DNS lookups). A sync tool that overruns
+    its timeout is reported as timed out, but Python cannot stop its thread: it keeps its
+    worker until it returns, and ``stuck_threads`` counts those.
     """
 
     def __init__(
@@ -51,10 +57,39 @@ class ToolExecutor:
         timeout: float = 30.0,
         max_parallel: int = 8,
         max_result_chars: int = 20_000,
+        max_threads: int | None = None,
     ) -> None:
         self.timeout = timeout
+        self.max_parallel = max_parallel
         self.max_result_chars = max_result_chars
-        self._limit = asyncio.Semaphore(max_parallel)
+        self.max_threads = max_threads or max(4, max_parallel * 2)
+        self.stuck_threads = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._limit: asyncio.Semaphore | None = None
+        self._limit_loop: asyncio.AbstractEventLoop | None = None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # One per event loop: an orchestrator may outlive an asyncio.run().
+        loop = asyncio.get_running_loop()
+        if self._limit is None or self._limit_loop is not loop:
+            self._limit = asyncio.Semaphore(self.max_parallel)
+            self._limit_loop = loop
+        return self._limit
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_threads, thread_name_prefix="victor-tool")
+        return self._pool
+
+    async def _call_sync(self, fn: Any, arguments: dict[str, Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads(), functools.partial(fn, **arguments))
+
+    def close(self) -> None:
+        """Let the tool threads go once their calls end; do not wait for them."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def validate(self, tool: Tool, call: ToolCall) -> dict[str, Any]:
         """The call's arguments, coerced; raises ValueError with a readable reason."""
@@ -69,7 +104,10 @@ class ToolExecutor:
                 validated = model.model_validate(call.arguments)
             except ValidationError as exc:
                 raise ValueError(f"invalid arguments: {_format_validation_error(exc)}") from None
-            return {name: getattr(validated, name) for name in type(validated).model_fields}
+            return {
+                field.alias or name: getattr(validated, name)
+                for name, field in type(validated).model_fields.items()
+            }
         if tool.parameters.get("properties") or tool.parameters.get("required"):
             import jsonschema
 
@@ -97,18 +135,27 @@ class ToolExecutor:
         except ValueError as exc:
             return self._result(call, str(exc), True, start)
         timeout = tool.timeout or self.timeout
-        async with self._limit:
+        async with self._semaphore():
+            deadline = asyncio.timeout(timeout)
             try:
-                if tool.is_async:
-                    value = await asyncio.wait_for(tool.fn(**arguments), timeout)
-                else:
-                    value = await asyncio.wait_for(asyncio.to_thread(tool.fn, **arguments), timeout)
-            except TimeoutError:
+                async with deadline:
+                    if tool.is_async:
+                        value = await tool.fn(**arguments)
+                    else:
+                        value = await self._call_sync(tool.fn, arguments)
+            except TimeoutError as exc:
+                if not deadline.expired():  # the tool's own timeout, not ours
+                    return self._result(
+                        call, f"tool {call.name!r} failed: TimeoutError: {exc}", True, start
+                    )
+                if not tool.is_async:
+                    self.stuck_threads += 1
+                    logger.warning(
+                        "sync tool %r overran %g s; its thread runs on", call.name, timeout
+                    )
                 return self._result(
                     call, f"tool {call.name!r} timed out after {timeout:g} s", True, start
                 )
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 return self._result(
                     call, f"tool {call.name!r} failed: {type(exc).__name__}: {exc}", True, start

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ class EnvironmentConfigProvider(IConfigProvider):
 
 
 class FileConfigProvider(IConfigProvider):
-    """Config from a JSON or YAML file, re-read when the file changes.
+    """Config from a JSON or YAML file, re-read when the file changes (looked at once
+    per ``check_interval`` seconds at most).
 
     Top-level keys apply to every session; ``tenants: {name: {...}}`` and
     ``sessions: {id: {...}}`` overlay them for one tenant or session. A file that cannot
@@ -99,11 +101,16 @@ class FileConfigProvider(IConfigProvider):
     file that was good, the last good version stays in use (logged).
     """
 
-    def __init__(self, path: str | Path, *, priority: int = 50) -> None:
+    def __init__(
+        self, path: str | Path, *, priority: int = 50, check_interval: float = 1.0
+    ) -> None:
         self.path = Path(path)
         self._priority = priority
+        self.check_interval = check_interval  # seconds between looks at the file
+        self._checked = 0.0
         self._mtime: float | None = None
         self._data: dict[str, Any] = {}
+        self._error: str | None = None
         self._load(initial=True)
 
     def priority(self) -> int:
@@ -139,20 +146,32 @@ class FileConfigProvider(IConfigProvider):
     def _load(self, initial: bool = False) -> None:
         try:
             mtime = self.path.stat().st_mtime
-        except FileNotFoundError:
-            raise ConfigError(f"{self.path}: config file not found") from None
-        if mtime == self._mtime:
-            return
-        try:
-            self._data = self._parse(self.path.read_text(encoding="utf-8"))
-        except ConfigError:
+            if mtime == self._mtime:
+                return
+            text = self.path.read_text(encoding="utf-8")
+            data = self._parse(text)
+        except (OSError, UnicodeDecodeError, ConfigError) as exc:
             if initial:
-                raise
-            logger.exception("keeping the previous config of %s", self.path)
+                if isinstance(exc, FileNotFoundError):
+                    raise ConfigError(f"{self.path}: config file not found") from None
+                if isinstance(exc, ConfigError):
+                    raise
+                raise ConfigError(f"{self.path}: cannot read the config file: {exc}") from None
+            # A file being replaced (an editor's atomic save, a mounted ConfigMap swap) or
+            # a bad edit: keep serving the last good version.
+            if self._error != str(exc):
+                logger.error("keeping the previous config of %s: %s", self.path, exc)
+                self._error = str(exc)
+            return
+        self._data = data
         self._mtime = mtime
+        self._error = None
 
     async def get_config(self, session_id: str) -> dict[str, Any]:
-        self._load()
+        now = time.monotonic()
+        if now - self._checked >= self.check_interval:
+            self._checked = now
+            self._load()
         data = self._data
         config = {k: v for k, v in data.items() if k not in ("tenants", "sessions")}
         tenant = tenant_of(session_id)

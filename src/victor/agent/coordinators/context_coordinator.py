@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 
+from victor.errors import ConfigError
 from victor.protocols import Context, ICompactionStrategy, Message
 from victor.providers._responses import estimate_message_tokens
 
@@ -63,36 +65,95 @@ class TruncationCompactionStrategy(BaseCompactionStrategy):
 
 
 class ContextCoordinator:
-    """Compacts the conversation once it passes ``threshold`` x the context window.
+    """Compacts a session's history once the conversation passes ``threshold`` x the
+    model's context window.
 
-    The compacted history replaces the stored one, so the work is not redone each turn.
+    ``compaction_strategy`` is the default; ``strategies`` names others that a session
+    picks with the ``context_compaction_strategy`` config key. A strategy that fails, or
+    returns something other than a :class:`Context`, is logged and replaced by truncation
+    for that turn. The compacted history replaces the stored one, so the work is not redone
+    every turn. Token counts are kept per session and grow with each turn, so a long
+    conversation does not cost a full recount per turn.
     """
 
-    def __init__(self, compaction_strategy: ICompactionStrategy | None = None) -> None:
+    def __init__(
+        self,
+        compaction_strategy: ICompactionStrategy | None = None,
+        *,
+        strategies: Mapping[str, ICompactionStrategy] | None = None,
+        max_tracked_sessions: int = 10_000,
+    ) -> None:
         self.compaction_strategy = compaction_strategy or TruncationCompactionStrategy()
+        self.strategies: dict[str, ICompactionStrategy] = {
+            "truncation": TruncationCompactionStrategy(),
+            **(strategies or {}),
+        }
+        self._fallback = TruncationCompactionStrategy()
+        self._estimates: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._max_tracked = max_tracked_sessions
+
+    def _strategy(self, name: str | None) -> ICompactionStrategy:
+        if name is None:
+            return self.compaction_strategy
+        try:
+            return self.strategies[name]
+        except KeyError:
+            known = ", ".join(sorted(self.strategies))
+            raise ConfigError(
+                f"unknown context_compaction_strategy {name!r}; known: {known}"
+            ) from None
+
+    def history_tokens(self, session_id: str | None, history: Sequence[Message]) -> int:
+        """Estimated tokens of ``history``, counting only what was added since last time."""
+        if session_id is None:
+            return estimate_message_tokens(history)
+        counted, tokens = self._estimates.get(session_id, (0, 0))
+        if counted > len(history):  # replaced behind our back: count again
+            counted, tokens = 0, 0
+        tokens += estimate_message_tokens(history[counted:])
+        self._remember(session_id, len(history), tokens)
+        return tokens
+
+    def _remember(self, session_id: str, count: int, tokens: int) -> None:
+        self._estimates[session_id] = (count, tokens)
+        self._estimates.move_to_end(session_id)
+        if len(self._estimates) > self._max_tracked:
+            self._estimates.popitem(last=False)
 
     async def maybe_compact(
         self,
-        messages: list[Message],
+        history: list[Message],
+        pending: Sequence[Message] = (),
         *,
         context_window: int,
         threshold: float,
         session_id: str | None = None,
         model: str | None = None,
+        strategy: str | None = None,
     ) -> list[Message] | None:
-        """The compacted messages, or None when they fit as they are."""
+        """The compacted ``history``, or None when it fits as it is with the ``pending``
+        messages of this turn (which are never compacted away)."""
         limit = int(context_window * threshold)
-        if estimate_message_tokens(messages) <= limit:
+        pending_tokens = estimate_message_tokens(pending)
+        if self.history_tokens(session_id, history) + pending_tokens <= limit:
             return None
-        target = int(limit * 0.6)  # leave room to grow before compacting again
+        chosen = self._strategy(strategy)
+        # Leave room to grow before compacting again.
+        target = max(0, int(limit * 0.6) - pending_tokens)
         context = Context(
-            messages=list(messages), session_id=session_id, model=model, max_tokens=target
+            messages=list(history), session_id=session_id, model=model, max_tokens=target
         )
-        compacted = await self.compaction_strategy.compact(context)
+        try:
+            result = await chosen.compact(context)
+            if not isinstance(result, Context):
+                raise TypeError(f"compact() returned {type(result).__name__}, not a Context")
+        except Exception:
+            logger.exception("compaction strategy %r failed; truncating instead", chosen)
+            result = await self._fallback.compact(context)
+        compacted = list(result.messages)
         logger.info(
-            "compacted session %s from %d to %d messages",
-            session_id,
-            len(messages),
-            len(compacted.messages),
+            "compacted session %s from %d to %d messages", session_id, len(history), len(compacted)
         )
-        return list(compacted.messages)
+        if session_id is not None:
+            self._remember(session_id, len(compacted), estimate_message_tokens(compacted))
+        return compacted

@@ -51,7 +51,10 @@ class PromptCoordinator:
         self.contributors = sorted(contributors or (), key=lambda c: -c.priority())
         self.max_chars = max_chars
         self.separator = separator
-        self._cache: dict[tuple[int, Hashable], tuple[float, str]] = {}
+        # (id of the contributor, its key) -> (expiry, text, contributor); holding the
+        # contributor keeps its id from being reused by another object.
+        self._cache: dict[tuple[int, Hashable], tuple[float, str, object]] = {}
+        self.max_cache_entries = 4096
 
     def add_contributor(self, contributor: IPromptContributor) -> None:
         self.contributors = sorted([*self.contributors, contributor], key=lambda c: -c.priority())
@@ -71,7 +74,12 @@ class PromptCoordinator:
             return ""
         text = (text or "").strip()
         if key is not None:
-            self._cache[key] = (time.monotonic() + ttl, text)  # type: ignore[operator]
+            now = time.monotonic()
+            if len(self._cache) >= self.max_cache_entries:
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                while len(self._cache) >= self.max_cache_entries:  # oldest first
+                    del self._cache[next(iter(self._cache))]
+            self._cache[key] = (now + ttl, text, contributor)  # type: ignore[operator]
         return text
 
     async def build_system_prompt(self, context: PromptContext, base: str | None = None) -> str:
