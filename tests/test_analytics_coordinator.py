@@ -389,3 +389,18 @@ async def test_killed_process_spool_is_delivered_at_next_start(tmp_path):
     )
     assert rows == (spooled, spooled)
     assert not list((spool_dir / "store").glob("seg-*"))
+
+
+async def test_exporter_without_spool_recovers_after_failures(tmp_path):
+    flaky = Flaky("nospool")
+    flaky.spool = False
+    coord = coordinator(tmp_path, [flaky], batch_size=10, max_retries=0)
+    for i in range(10):
+        coord.emit(make_event(i))
+    await coord.flush()
+    assert coord.stats.exporters["nospool"].dropped == 10
+    flaky.down = False
+    for i in range(10):
+        coord.emit(make_event(i))
+    await coord.aclose()
+    assert len(flaky.ids) == 10 and coord.stats.dropped == 10

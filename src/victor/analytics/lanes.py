@@ -120,7 +120,8 @@ class Lane:
 
     def offer(self, batch: list[AnalyticsEvent]) -> None:
         """Queue a batch, or spool it when the lane is down or its queue is full."""
-        if self._down_until or self._pending_events + len(batch) > self.config.max_pending:
+        down = self._down_until and self.spool is not None  # without a spool: keep trying
+        if down or self._pending_events + len(batch) > self.config.max_pending:
             self.spool_later(batch)
             return
         self._pending.append(batch)

@@ -139,6 +139,7 @@ class AnalyticsCoordinator:
         # emit() takes its slow path once the buffer reaches this size: 1 until the
         # background task runs, then batch_size, then max_queue until the next drain.
         self._wake_at = 1 if self._lanes else 0
+        self._enabled = bool(self._lanes)
         _live.add(self)
 
     # -- the hot path -------------------------------------------------------------------
@@ -146,7 +147,7 @@ class AnalyticsCoordinator:
     @property
     def enabled(self) -> bool:
         """False when nothing would receive events: the caller need not build them."""
-        return bool(self._lanes) and not self._closed
+        return self._enabled
 
     def emit(self, event: AnalyticsEvent) -> None:
         """Queue one event. Never blocks, never raises. Call it on the event loop's
@@ -168,9 +169,10 @@ class AnalyticsCoordinator:
         try:
             buf = self._buf
             if not self._lanes or self._closed:
+                n = len(buf)
                 buf.clear()
                 if self._closed and self._lanes:
-                    self._count_drop(1, "the coordinator is closed")
+                    self._count_drop(n, "the coordinator is closed")
                 return
             if self._task is None or self._loop is not asyncio._get_running_loop():
                 self._start()
@@ -229,6 +231,10 @@ class AnalyticsCoordinator:
 
     # -- background ---------------------------------------------------------------------
 
+    def _ensure_started(self) -> None:
+        if self._task is None or self._loop is not asyncio.get_running_loop():
+            self._start()
+
     def _start(self) -> None:
         try:
             loop = asyncio.get_running_loop()
@@ -259,7 +265,7 @@ class AnalyticsCoordinator:
     def _drain(self) -> None:
         """Move the buffer (and anything that overflowed) to the lanes."""
         buf, self._buf = self._buf, []
-        if self._task is not None:
+        if self._task is not None and not self._closed:
             self._wake_at = self.batch_size
         if self._spills:
             self._harvest()
@@ -294,9 +300,8 @@ class AnalyticsCoordinator:
         if not self._lanes:
             self._buf.clear()
             return
-        loop = asyncio.get_running_loop()
-        if not self._closed and (self._task is None or self._loop is not loop):
-            self._start()
+        if not self._closed:
+            self._ensure_started()
         self._drain()
         await self._wait_spills()
         waits = asyncio.gather(*(lane.wait_idle() for lane in self._lanes))
@@ -310,12 +315,12 @@ class AnalyticsCoordinator:
         What is still undelivered after ``close_timeout`` is left in the spool."""
         if self._closed:
             return
-        if self._task is None:
-            self._start()
+        self._ensure_started()
+        self._closed = True  # from here on emit() counts drops; what came before is drained
+        self._enabled = False
+        self._wake_at = 0
         self._drain()
         await self._wait_spills()
-        self._closed = True
-        self._wake_at = 0
         tasks = [lane.task for lane in self._lanes if lane.task is not None]
         for lane in self._lanes:
             lane.close()
