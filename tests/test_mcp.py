@@ -127,6 +127,32 @@ async def test_http_with_headers_and_unreachable_server() -> None:
     assert not server.connected
 
 
+def test_result_text_renders_every_content_kind() -> None:
+    from types import SimpleNamespace as NS
+
+    from victor.mcp import result_text
+
+    result = NS(
+        content=[
+            NS(type="text", text="hello"),
+            NS(type="image", mime_type="image/png"),
+            NS(type="resource", resource=NS(uri="file:///a.txt", text="inside")),
+            NS(type="resource", resource=NS(uri="file:///b.bin")),
+            NS(type="resource_link", uri="file:///c"),
+        ],
+        structured_content={"ignored": True},
+    )
+    lines = result_text(result).splitlines()
+    assert lines == [
+        "hello",
+        "[image image/png]",
+        "inside",
+        "[resource file:///b.bin]",
+        "[resource file:///c]",
+    ]
+    assert result_text(NS(content=[], structured_content={"n": 1})) == '{"n": 1}'
+
+
 if __name__ == "__main__":  # pragma: no cover
     if sys.argv[1:] == ["http"]:
         serve_http()

@@ -167,3 +167,51 @@ async def test_memory_only_cache(cache_dir: bool) -> None:
     await embedder.embed_documents(["x", "y"])
     await embedder.embed_documents(["y", "x"])
     assert embedder.model_calls == 1
+
+
+class _FakeOpenAIClient:
+    """The slice of ``openai.AsyncOpenAI`` the adapter uses."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.embeddings = self
+
+    async def create(self, *, model: str, input: list[str], **extra: Any) -> Any:
+        from types import SimpleNamespace
+
+        self.requests.append({"model": model, "input": input, **extra})
+        rows = [
+            SimpleNamespace(index=i, embedding=[float(len(t)), 1.0]) for i, t in enumerate(input)
+        ]
+        return SimpleNamespace(data=rows[::-1])  # out of order on purpose
+
+
+async def test_openai_adapter_batches_orders_and_normalises() -> None:
+    from victor.selection.embeddings.openai import OpenAIEmbeddings
+
+    client = _FakeOpenAIClient()
+    service = OpenAIEmbeddings(model="text-embedding-3-small", client=client, batch_size=2)
+    vectors = await service.embed_batch(["a", "bbb", ""])
+    assert [len(r["input"]) for r in client.requests] == [2, 1]
+    assert client.requests[1]["input"] == [" "]  # empty text is not sent as ""
+    np.testing.assert_allclose(vectors[1], np.array([3.0, 1.0]) / np.sqrt(10.0), rtol=1e-6)
+    assert service.cache_id == "openai:text-embedding-3-small:native"
+    ranked = ToolSelectionCoordinator(embeddings=service, cache_dir=False, max_tools=1)
+    assert len(await ranked._semantic_selection("x", TOOLS)) == 1
+
+
+async def test_sentence_transformers_adapter_wraps_a_model() -> None:
+    from victor.selection.embeddings.sentence_transformers import SentenceTransformerEmbeddings
+
+    class FakeModel:
+        def get_sentence_embedding_dimension(self) -> int:
+            return 384
+
+        def encode(self, texts, **options):
+            assert options["normalize_embeddings"] is True
+            return default_embeddings().encode(texts)
+
+    service = SentenceTransformerEmbeddings("fake", model=FakeModel())
+    assert service.dimension == 384
+    vectors = await service.embed_batch(["weather in Paris", "forecast for Paris"])
+    assert vectors.shape == (2, 384) and vectors[0] @ vectors[1] > 0.5
