@@ -256,7 +256,9 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         if name is not None:
             name = None if name == "default" else str(name)
         max_tools, problem = config_value(cfg, "max_tools", self.max_tools, int)
-        if name is None and self.default_strategy is None and len(tools) <= max_tools:
+        if not tools or (
+            name is None and self.default_strategy is None and len(tools) <= max_tools
+        ):
             return ToolSelection(
                 list(tools), "all", len(tools), (time.perf_counter() - start) * 1000
             )
