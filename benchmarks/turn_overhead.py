@@ -52,7 +52,9 @@ async def measure(turn: TurnFn, turns: int, warmup: int = 200) -> dict[str, floa
     return summarise(samples)
 
 
-async def victor_turns(turns: int, *, analytics: str = "off", explicit_ids: bool = False):
+async def victor_turns(
+    turns: int, *, analytics: str = "default", explicit_ids: bool = False, history: int = 0
+):
     from victor import AgentOrchestrator, Settings, tool
     from victor.agent.coordinators import AnalyticsCoordinator
     from victor.protocols import ExportResult, IAnalyticsExporter
@@ -76,11 +78,13 @@ async def victor_turns(turns: int, *, analytics: str = "off", explicit_ids: bool
             raise ConnectionError("exporter down")
 
     def coordinator():
-        if analytics == "on":
+        if analytics == "null":
             return AnalyticsCoordinator(exporters=[NullExporter()])
         if analytics == "down":
             return AnalyticsCoordinator(exporters=[DeadExporter()])
-        return AnalyticsCoordinator()
+        if analytics == "off":
+            return AnalyticsCoordinator()
+        return None  # the shipped default: events into <data_dir>/analytics.db
 
     results = {}
     with tempfile.TemporaryDirectory() as data_dir:
@@ -96,8 +100,15 @@ async def victor_turns(turns: int, *, analytics: str = "off", explicit_ids: bool
         )
 
         def session(i: int) -> str | None:
+            if history:  # round robin over sessions that already hold `history` messages
+                return f"long-{i % 100}"
             return f"bench-{i}" if explicit_ids else None
 
+        if history:
+            for orch, prefix in ((text, "long-"), (with_tool, "long-")):
+                for s in range(100):
+                    for _ in range(history // 4):
+                        await orch.chat("Weather in Paris?", session_id=f"{prefix}{s}")
         results["text"] = await measure(lambda i: text.chat("Hi!", session_id=session(i)), turns)
         results["tool"] = await measure(
             lambda i: with_tool.chat("Weather in Paris?", session_id=session(i)), turns
@@ -175,8 +186,10 @@ def main() -> None:
     }
     report["victor"] = asyncio.run(victor_turns(args.turns))
     report["victor_explicit_new_ids"] = asyncio.run(victor_turns(args.turns, explicit_ids=True))
-    report["victor_analytics_on"] = asyncio.run(victor_turns(args.turns, analytics="on"))
-    report["victor_analytics_down"] = asyncio.run(victor_turns(args.turns, analytics="down"))
+    report["victor_history_100"] = asyncio.run(victor_turns(args.turns, history=100))
+    report["victor_analytics_off"] = asyncio.run(victor_turns(args.turns, analytics="off"))
+    report["victor_null_exporter"] = asyncio.run(victor_turns(args.turns, analytics="null"))
+    report["victor_exporter_down"] = asyncio.run(victor_turns(args.turns, analytics="down"))
     peer = asyncio.run(pydantic_ai_turns(args.turns))
     report["pydantic_ai"] = peer
     report["import_s"] = import_time()
@@ -184,8 +197,8 @@ def main() -> None:
 
     print(f"{report['machine']}, {report['date']}, {args.turns} turns each, fresh session per turn")
     print(f"{'run':34} {'text mean':>10} {'p50':>8} {'p99':>8} {'tool mean':>10} {'p50':>8} {'p99':>8}")
-    for name in ("victor", "victor_explicit_new_ids", "victor_analytics_on",
-                 "victor_analytics_down", "pydantic_ai"):
+    for name in ("victor", "victor_explicit_new_ids", "victor_history_100", "victor_analytics_off",
+                 "victor_null_exporter", "victor_exporter_down", "pydantic_ai"):
         row = report[name]
         if not row:
             continue

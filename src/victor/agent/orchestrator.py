@@ -97,7 +97,7 @@ class AgentOrchestrator:
         self.prompt_coordinator = _prompt_coordinator or PromptCoordinator()
         self.context_coordinator = _context_coordinator or ContextCoordinator()
         self.tool_selection_coordinator = _tool_selection_coordinator or ToolSelectionCoordinator(
-            max_tools=self.settings.max_tools
+            max_tools=self.settings.max_tools, cache_dir=self.settings.data_dir / "embeddings"
         )
         if _analytics_coordinator is None:
             # The embedded default: events in <data_dir>/analytics.db (or none when off).
