@@ -413,3 +413,18 @@ async def test_exporter_without_spool_recovers_after_failures(tmp_path):
         coord.emit(make_event(i))
     await coord.aclose()
     assert len(flaky.ids) == 10 and coord.stats.dropped == 10
+
+
+async def test_exporters_added_later_receive_events(tmp_path):
+    coord = AnalyticsCoordinator(spool_dir=tmp_path / "spool")
+    assert not coord.enabled
+    first, second = Collect("a"), Collect("a")  # same name: the second spool is "a-2"
+    coord.exporters.append(first)
+    assert coord.enabled
+    coord.emit(make_event(1))
+    await coord.flush()
+    coord.exporters.append(second)
+    coord.emit(make_event(2))
+    await coord.aclose()
+    assert len(first.ids) == 2 and len(second.ids) == 1
+    assert list(coord.stats.exporters) == ["a", "a-2"]

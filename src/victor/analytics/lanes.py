@@ -18,6 +18,7 @@ from typing import Any
 
 from victor.analytics.events import event_label, safe_repr_line
 from victor.analytics.spool import Segment, Spool
+from victor.analytics.stats import ExporterStats
 from victor.protocols.analytics import AnalyticsEvent, ExportResult, IAnalyticsExporter
 
 logger = logging.getLogger("victor.analytics")
@@ -34,24 +35,6 @@ class LaneConfig:
     max_backoff: float = 60.0
     export_timeout: float = 30.0
     max_replay_attempts: int = 10
-
-
-@dataclass(slots=True)
-class ExporterStats:
-    """Counters of one exporter's lane (a snapshot, see ``AnalyticsCoordinator.stats``)."""
-
-    name: str
-    exported: int = 0
-    rejected: int = 0
-    failed_batches: int = 0
-    retries: int = 0
-    spooled: int = 0
-    replayed: int = 0
-    dropped: int = 0
-    buried_segments: int = 0
-    pending: int = 0
-    healthy: bool = True
-    last_error: str | None = None
 
 
 def _classify(

@@ -18,15 +18,15 @@ import time
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
 from victor.analytics.exporters.console import ConsoleAnalyticsExporter
-from victor.analytics.lanes import ExporterStats, Lane, LaneConfig
+from victor.analytics.lanes import Lane, LaneConfig
 from victor.analytics.spool import Spool
+from victor.analytics.stats import AnalyticsStats, ExporterStats, lane_names
 from victor.protocols.analytics import AnalyticsEvent, IAnalyticsExporter
 
 logger = logging.getLogger("victor.analytics")
@@ -41,31 +41,6 @@ __all__ = [
 ]
 
 _live: weakref.WeakSet[AnalyticsCoordinator] = weakref.WeakSet()
-
-
-@dataclass(slots=True)
-class AnalyticsStats:
-    """A snapshot of what the coordinator did: nothing is lost without being counted."""
-
-    emitted: int = 0
-    queued: int = 0
-    overflowed: int = 0  # events that found the queue full (spooled, or dropped without spool)
-    dropped: int = 0  # events lost, in total (see each exporter's counters)
-    exporters: dict[str, ExporterStats] = field(default_factory=dict)
-
-
-def _lane_names(exporters: Sequence[IAnalyticsExporter]) -> list[str]:
-    """Stable spool names: the exporter's ``name`` or its class, numbered when repeated."""
-    names: list[str] = []
-    for exporter in exporters:
-        base = getattr(exporter, "name", None) or type(exporter).__name__
-        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(base))
-        name, n = base, 1
-        while name in names:
-            n += 1
-            name = f"{base}-{n}"
-        names.append(name)
-    return names
 
 
 class AnalyticsCoordinator:
@@ -103,13 +78,9 @@ class AnalyticsCoordinator:
         self.max_queue = max(self.batch_size, max_queue)
         self.close_timeout = close_timeout
         self.spool_dir: Path | None = None
-        if spool and self.exporters:
-            if spool_dir is None:
-                from victor.config import Settings
-
-                spool_dir = Settings().data_dir / "spool" / "analytics"
-            self.spool_dir = Path(spool_dir)
-        config = LaneConfig(
+        self._spool_wanted, self._spool_dir_arg = spool, spool_dir
+        self._segment_bytes, self._fsync = segment_bytes, fsync
+        self._config = LaneConfig(
             batch_size=self.batch_size,
             max_pending=self.max_queue,
             max_retries=max_retries,
@@ -120,11 +91,6 @@ class AnalyticsCoordinator:
         )
         self._executor: ThreadPoolExecutor | None = None
         self._lanes: list[Lane] = []
-        for exporter, name in zip(self.exporters, _lane_names(self.exporters), strict=True):
-            lane_spool = None
-            if self.spool_dir is not None and getattr(exporter, "spool", True):
-                lane_spool = Spool(self.spool_dir / name, segment_bytes=segment_bytes, fsync=fsync)
-            self._lanes.append(Lane(exporter, name, lane_spool, config, self._run_io))
         self._buf: list[AnalyticsEvent] = []
         # Batches that found the queue full, being written by the spool thread.
         self._spills: list[tuple[Lane, Future[Any], int]] = []
@@ -138,15 +104,47 @@ class AnalyticsCoordinator:
         self._wakeup: asyncio.Event | None = None
         # emit() takes its slow path once the buffer reaches this size: 1 until the
         # background task runs, then batch_size, then max_queue until the next drain.
-        self._wake_at = 1 if self._lanes else 0
-        self._enabled = bool(self._lanes)
+        self._wake_at = 0
+        self._enabled = False
+        self._sync_lanes()
         _live.add(self)
+
+    def _sync_lanes(self) -> None:
+        """A lane per exporter, also for exporters appended to :attr:`exporters` later."""
+        if self._closed:
+            return
+        known = {id(lane.exporter) for lane in self._lanes}
+        added = [e for e in self.exporters if id(e) not in known]
+        if not added:
+            return
+        if self._spool_wanted and self.spool_dir is None:
+            if self._spool_dir_arg is None:
+                from victor.config import Settings
+
+                self._spool_dir_arg = Settings().data_dir / "spool" / "analytics"
+            self.spool_dir = Path(self._spool_dir_arg)
+        taken = [lane.name for lane in self._lanes]
+        for exporter, name in zip(added, lane_names(added, taken), strict=True):
+            lane_spool = None
+            if self.spool_dir is not None and getattr(exporter, "spool", True):
+                lane_spool = Spool(
+                    self.spool_dir / name, segment_bytes=self._segment_bytes, fsync=self._fsync
+                )
+            lane = Lane(exporter, name, lane_spool, self._config, self._run_io)
+            self._lanes.append(lane)
+            if self._task is not None and self._loop is not None:
+                lane.start(self._loop)
+        self._enabled = True
+        if self._wake_at == 0:
+            self._wake_at = 1
 
     # -- the hot path -------------------------------------------------------------------
 
     @property
     def enabled(self) -> bool:
         """False when nothing would receive events: the caller need not build them."""
+        if len(self.exporters) != len(self._lanes):
+            self._sync_lanes()
         return self._enabled
 
     def emit(self, event: AnalyticsEvent) -> None:
@@ -168,6 +166,8 @@ class AnalyticsCoordinator:
     def _emit_slow(self) -> None:
         try:
             buf = self._buf
+            if len(self.exporters) != len(self._lanes):
+                self._sync_lanes()
             if not self._lanes or self._closed:
                 n = len(buf)
                 buf.clear()
@@ -264,6 +264,8 @@ class AnalyticsCoordinator:
 
     def _drain(self) -> None:
         """Move the buffer (and anything that overflowed) to the lanes."""
+        if len(self.exporters) != len(self._lanes):
+            self._sync_lanes()
         buf, self._buf = self._buf, []
         if self._task is not None and not self._closed:
             self._wake_at = self.batch_size
@@ -297,6 +299,8 @@ class AnalyticsCoordinator:
 
     async def flush(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Deliver (or spool) everything emitted so far."""
+        if len(self.exporters) != len(self._lanes):
+            self._sync_lanes()
         if not self._lanes:
             self._buf.clear()
             return
@@ -315,6 +319,7 @@ class AnalyticsCoordinator:
         What is still undelivered after ``close_timeout`` is left in the spool."""
         if self._closed:
             return
+        self._sync_lanes()
         self._ensure_started()
         self._closed = True  # from here on emit() counts drops; what came before is drained
         self._enabled = False
