@@ -28,7 +28,7 @@ RunIO = Callable[..., Awaitable[Any]]
 
 @dataclass(slots=True)
 class LaneConfig:
-    batch_size: int = 500
+    batch_size: int = 1000
     max_pending: int = 100_000
     max_retries: int = 2
     retry_backoff: float = 0.1

@@ -58,7 +58,7 @@ class AnalyticsCoordinator:
         self,
         exporters: Sequence[IAnalyticsExporter] | None = None,
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         flush_interval: float = 1.0,
         max_queue: int = 100_000,
         spool_dir: str | os.PathLike[str] | None = None,
