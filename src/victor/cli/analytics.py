@@ -8,6 +8,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
@@ -46,6 +47,15 @@ def _default_db() -> str:
     return str(Settings().data_dir / "analytics.db")
 
 
+def _redact(url: str) -> str:
+    """The database URL without its password, for display."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
 def _fmt_ms(value: float | None) -> str:
     if value is None:
         return "-"
@@ -81,8 +91,8 @@ def _print_summary(since: str, db: str | None, by: str, bucket: str, as_json: bo
     database = db or _default_db()
     try:
         rows, total = asyncio.run(_load(database, since, dims, bucket))
-    except (FileNotFoundError, LookupError, ValueError, OSError, ImportError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except Exception as exc:  # a CLI: one clear line, not a traceback
+        console.print(f"[red]error:[/red] {exc or type(exc).__name__}")
         raise typer.Exit(1) from None
     if as_json:
         payload = [
@@ -95,7 +105,7 @@ def _print_summary(since: str, db: str | None, by: str, bucket: str, as_json: bo
         ]
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"Analytics since {since} by {', '.join(dims)}", caption=database)
+    table = Table(title=f"Analytics since {since} by {', '.join(dims)}", caption=_redact(database))
     widest = max((len(r.label) for r in rows), default=8)
     table.add_column(" / ".join(dims), no_wrap=True, min_width=min(widest, 32))
     wide = console.width >= 140  # else the columns that matter most, numbers abbreviated

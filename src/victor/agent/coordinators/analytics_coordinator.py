@@ -1,7 +1,7 @@
 """Collects analytics events and hands them to exporters in the background.
 
-The chat loop calls :meth:`AnalyticsCoordinator.emit` for every event: a list append, about
-a fifth of a microsecond. A background task moves events in batches to one *lane* per
+The chat loop calls :meth:`AnalyticsCoordinator.emit` for every event: a list append, under
+a tenth of a microsecond. A background task moves events in batches to one *lane* per
 exporter (see :mod:`victor.analytics.lanes`), so a slow or broken exporter never slows a
 chat turn nor another exporter. What cannot be delivered yet (queue full, exporter down)
 goes to an on-disk spool and is replayed later, also by the next process that starts.
