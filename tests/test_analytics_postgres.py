@@ -8,6 +8,7 @@ fails instead with VICTOR_REQUIRE_SERVICES=1 (see conftest.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -18,16 +19,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-asyncpg = pytest.importorskip("asyncpg")
+if os.environ.get("VICTOR_REQUIRE_SERVICES") == "1":
+    import asyncpg  # required: a missing driver fails, it does not skip
+else:
+    asyncpg = pytest.importorskip("asyncpg", reason="asyncpg (the postgres extra) is missing")
 
-from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator  # noqa: E402
-from victor.analytics import (  # noqa: E402
+from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
+from victor.analytics import (
     AnalyticsReader,
     PostgreSQLAnalyticsExporter,
     SQLiteAnalyticsExporter,
 )
-from victor.analytics.sample import sample_events  # noqa: E402
-from victor.protocols import AnalyticsEvent  # noqa: E402
+from victor.analytics.sample import sample_events
+from victor.protocols import AnalyticsEvent
 
 pytestmark = pytest.mark.postgres
 TABLE = "victor_analytics_events"
