@@ -12,10 +12,6 @@ from typing import TYPE_CHECKING, Any
 from victor.analytics.pricing import ModelPrice, PriceTable, default_price_table
 
 if TYPE_CHECKING:
-    from victor.agent.coordinators.analytics_coordinator import (
-        AnalyticsCoordinator,
-        AnalyticsStats,
-    )
     from victor.analytics.events import EventEncodeError
     from victor.analytics.exporters import (
         BaseAnalyticsExporter,
@@ -30,10 +26,10 @@ if TYPE_CHECKING:
     from victor.analytics.pricing import PriceQuote, load_price_table
     from victor.analytics.reports import AnalyticsReader, SummaryRow
     from victor.analytics.spool import Spool
+    from victor.analytics.stats import AnalyticsStats
 
 _WHERE = {
-    "AnalyticsCoordinator": "victor.agent.coordinators.analytics_coordinator",
-    "AnalyticsStats": "victor.agent.coordinators.analytics_coordinator",
+    "AnalyticsStats": "victor.analytics.stats",
     "EventEncodeError": "victor.analytics.events",
     "BaseAnalyticsExporter": "victor.analytics.exporters",
     "BatchExportResult": "victor.analytics.exporters",
@@ -51,7 +47,6 @@ _WHERE = {
 }
 
 __all__ = [
-    "AnalyticsCoordinator",
     "AnalyticsReader",
     "AnalyticsStats",
     "BaseAnalyticsExporter",
