@@ -6,11 +6,15 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 
+import httpx2
 import pytest
 
 from victor.errors import (
     ProviderAuthError,
+    ProviderBadRequestError,
     ProviderConnectionError,
+    ProviderContextLengthError,
+    ProviderModelNotFoundError,
     ProviderRateLimitError,
     ProviderResponseError,
     ProviderServerError,
@@ -293,17 +297,38 @@ async def test_stream_cut_short_raises(provider: AnthropicProvider, server: Wire
         await collect(provider.stream(HELLO, model="claude-test"))
 
 
-async def test_stream_without_message_stop_is_a_response_error(
+async def test_stream_closed_before_message_stop_is_retried(
+    provider: AnthropicProvider, server: WireServer, sleeps: Sleeps
+) -> None:
+    # Event 2 is the ping after message_start: the stream ends cleanly there.
+    server.enqueue(Reply(text="never shown", end_after=2), Reply(text="recovered"))
+
+    chunks = await collect(provider.stream(HELLO, model="claude-test"))
+
+    assert chunks[-1].response is not None and chunks[-1].response.content == "recovered"
+    assert len(server.requests) == 2 and len(sleeps) == 1
+
+
+async def test_stream_closed_before_message_stop_after_text_raises(
     provider: AnthropicProvider, server: WireServer
 ) -> None:
-    body = (
-        'event: message_start\ndata: {"type": "message_start", "message": {"id": "m", '
-        '"type": "message", "role": "assistant", "model": "c", "content": [], '
-        '"usage": {"input_tokens": 1, "output_tokens": 1}}}\n\n'
-    )
-    server.enqueue(Raw(body, content_type="text/event-stream"))
+    server.enqueue(Reply(text="Hello there", chunk_size=2, end_after=6), Reply(text="x"))
 
-    with pytest.raises(ProviderResponseError, match="message_stop"):
+    seen: list[StreamChunk] = []
+    with pytest.raises(ProviderConnectionError, match="ended before the model finished"):
+        async for chunk in provider.stream(HELLO, model="claude-test"):
+            seen.append(chunk)
+
+    assert seen and all(c.type == "text" for c in seen)
+    assert len(server.requests) == 1
+
+
+async def test_stream_without_message_start_is_a_response_error(
+    provider: AnthropicProvider, server: WireServer
+) -> None:
+    server.enqueue(Raw('event: ping\ndata: {"type": "ping"}\n\n', content_type="text/event-stream"))
+
+    with pytest.raises(ProviderResponseError, match="message_start"):
         await collect(provider.stream(HELLO, model="claude-test"))
 
 
@@ -371,6 +396,33 @@ async def test_malformed_bodies_raise_response_errors(
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (Status(404, "model: claude-nope"), ProviderModelNotFoundError),
+        (
+            Status(400, "prompt is too long: 208310 tokens > 200000 maximum"),
+            ProviderContextLengthError,
+        ),
+        (
+            Status(400, "input length and `max_tokens` exceed context limit: 198000 + 4096"),
+            ProviderContextLengthError,
+        ),
+        (Status(400, "messages: roles must alternate"), ProviderBadRequestError),
+    ],
+)
+async def test_refusals_about_the_model_are_told_apart(
+    provider: AnthropicProvider, server: WireServer, status: Status, cls: type[Exception]
+) -> None:
+    server.enqueue(status, Reply("never"))
+
+    with pytest.raises(ProviderBadRequestError) as caught:
+        await provider.chat(HELLO, model="claude-test")
+
+    assert type(caught.value) is cls and not caught.value.retryable
+    assert len(server.requests) == 1
+
+
 async def test_slow_response_times_out(server: WireServer) -> None:
     server.enqueue(slow(2.0))
     async with AnthropicProvider(
@@ -401,6 +453,13 @@ async def test_key_comes_from_the_environment(
         await provider.chat(HELLO, model="claude-test")
     assert sent_key(server.requests[0].headers) == "env-key"
     assert server.requests[0].body["max_tokens"] == 256
+
+
+def test_timeouts_bound_connecting_apart_from_answering() -> None:
+    default = AnthropicProvider(api_key="k")._client.timeout
+    assert (default.connect, default.read) == (5.0, 600.0)
+    given = httpx2.Timeout(30.0, connect=1.0)
+    assert AnthropicProvider(api_key="k", timeout=given)._client.timeout == given
 
 
 def test_importing_the_module_does_not_import_the_sdk() -> None:

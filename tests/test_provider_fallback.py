@@ -10,7 +10,9 @@ import pytest
 from victor.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
+    ProviderContextLengthError,
     ProviderError,
+    ProviderModelNotFoundError,
     ProviderServerError,
 )
 from victor.protocols.interfaces import IProvider
@@ -18,9 +20,9 @@ from victor.protocols.messages import ChatResponse, Message, StreamChunk
 from victor.protocols.tools import Tool
 from victor.providers._retry import RetryPolicy
 from victor.providers.anthropic import AnthropicProvider
-from victor.providers.fallback import FallbackProvider, FallbackRaw
+from victor.providers.fallback import FallbackProvider, FallbackRaw, default_should_fallback
 from victor.providers.openai import OpenAIProvider
-from wire_server import Reply, WireServer, rate_limited, server_error, unauthorized
+from wire_server import Reply, Status, WireServer, rate_limited, server_error, unauthorized
 
 HELLO = [Message(role="user", content="Hello!")]
 
@@ -130,6 +132,52 @@ async def test_when_every_provider_fails_the_last_error_is_raised(server: WireSe
     assert any("openai" in note and "401" in note for note in caught.value.__notes__)
 
 
+async def test_an_unknown_model_falls_back(server: WireServer) -> None:
+    primary = OpenAIProvider(api_key="k", base_url=server.openai_base_url)
+    backup = AnthropicProvider(api_key="k", base_url=server.anthropic_base_url)
+    server.enqueue(
+        Status(404, "The model `gpt-gone` does not exist", code="model_not_found"),
+        protocol="openai",
+    )
+    server.enqueue(Reply(text="from claude"), protocol="anthropic")
+
+    async with FallbackProvider(primary, (backup, "claude-backup")) as fallback:
+        response = await fallback.chat(HELLO, model="gpt-gone")
+
+    assert response.content == "from claude"
+    assert isinstance(response.raw, FallbackRaw)
+    assert [type(e) for e in response.raw.failures] == [ProviderModelNotFoundError]
+
+
+async def test_a_prompt_too_long_falls_back_to_a_larger_model(server: WireServer) -> None:
+    small = AnthropicProvider(api_key="k", base_url=server.anthropic_base_url)
+    large = OpenAIProvider(api_key="k", base_url=server.openai_base_url)
+    server.enqueue(
+        Status(400, "prompt is too long: 208310 tokens > 200000 maximum"), protocol="anthropic"
+    )
+    server.enqueue(Reply(text="fits"), protocol="openai")
+
+    async with FallbackProvider(small, (large, "gpt-long-context")) as fallback:
+        chunks = [c async for c in fallback.stream(HELLO, model="claude-small")]
+
+    done = chunks[-1].response
+    assert done is not None and done.content == "fits"
+    assert isinstance(done.raw, FallbackRaw)
+    assert [type(e) for e in done.raw.failures] == [ProviderContextLengthError]
+
+
+async def test_a_refused_request_stops_the_chain_over_http(server: WireServer) -> None:
+    primary = OpenAIProvider(api_key="k", base_url=server.openai_base_url)
+    backup = AnthropicProvider(api_key="k", base_url=server.anthropic_base_url)
+    server.enqueue(Status(400, "Invalid schema for function 'get_weather'"), protocol="openai")
+
+    async with FallbackProvider(primary, backup) as fallback:
+        with pytest.raises(ProviderBadRequestError, match="Invalid schema"):
+            await fallback.chat(HELLO, model="gpt-main")
+
+    assert [r.protocol for r in server.requests] == ["openai"]
+
+
 # -- chain rules --------------------------------------------------------------------------
 
 
@@ -147,6 +195,13 @@ async def test_a_bad_request_is_not_passed_on_by_default() -> None:
     with pytest.raises(ProviderBadRequestError):
         await fallback.chat(HELLO, model="m")
     assert backup.models == []
+
+
+def test_the_default_rule() -> None:
+    assert default_should_fallback(ProviderServerError("busy"))
+    assert default_should_fallback(ProviderModelNotFoundError("no such model"))
+    assert default_should_fallback(ProviderContextLengthError("too long"))
+    assert not default_should_fallback(ProviderBadRequestError("bad schema"))
 
 
 async def test_should_fallback_decides() -> None:

@@ -6,13 +6,15 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 
+import httpx2
 import openai
 import pytest
 
 from victor.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
-    ProviderConnectionError,
+    ProviderContextLengthError,
+    ProviderModelNotFoundError,
     ProviderRateLimitError,
     ProviderResponseError,
     ProviderServerError,
@@ -21,7 +23,7 @@ from victor.errors import (
 from victor.protocols.messages import Message, StreamChunk, ToolCall
 from victor.protocols.tools import Tool
 from victor.providers._retry import RetryPolicy
-from victor.providers.openai import OpenAIProvider, _default_max_tokens_field
+from victor.providers.openai import OpenAIProvider, _default_max_tokens_field, _is_openai_url
 from wire_server import (
     Raw,
     Reply,
@@ -214,98 +216,6 @@ async def test_max_tokens_field_can_be_chosen(server: WireServer) -> None:
     assert _default_max_tokens_field("http://localhost:11434/v1") == "max_tokens"
 
 
-# -- streaming ----------------------------------------------------------------------------
-
-
-async def test_stream_text_tool_calls_and_usage(
-    provider: OpenAIProvider, server: WireServer
-) -> None:
-    server.enqueue(
-        Reply(
-            text="Let me check the weather.",
-            tool_calls=[
-                WireToolCall("get_weather", {"city": "Paris"}, id="call_p"),
-                WireToolCall("get_weather", {"city": "Rome"}, id="call_r"),
-            ],
-            chunk_size=4,
-            interleave=True,  # the argument pieces of both calls alternate
-            input_tokens=20,
-            output_tokens=9,
-        )
-    )
-
-    chunks = await collect(provider.stream(HELLO, model="gpt-test", tools=[WEATHER]))
-
-    texts = [c.text for c in chunks if c.type == "text"]
-    assert len(texts) > 1 and "".join(texts) == "Let me check the weather."
-    calls = [c.tool_call for c in chunks if c.type == "tool_call"]
-    assert calls == [
-        ToolCall(id="call_p", name="get_weather", arguments={"city": "Paris"}),
-        ToolCall(id="call_r", name="get_weather", arguments={"city": "Rome"}),
-    ]
-    assert [c.type for c in chunks[-2:]] == ["usage", "done"]
-    assert chunks[-2].usage is not None and chunks[-2].usage.input_tokens == 20
-    done = chunks[-1].response
-    assert done is not None
-    assert done.content == "Let me check the weather."
-    assert done.tool_calls == calls
-    assert done.usage.output_tokens == 9
-    assert done.finish_reason == "tool_calls"
-    body = server.requests[0].body
-    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-
-
-async def test_stream_invalid_tool_arguments_keep_the_raw_text(
-    provider: OpenAIProvider, server: WireServer
-) -> None:
-    server.enqueue(Reply(tool_calls=[WireToolCall("get_weather", '{"city": Paris}', id="c1")]))
-
-    chunks = await collect(provider.stream(HELLO, model="gpt-test", tools=[WEATHER]))
-
-    [call] = [c.tool_call for c in chunks if c.type == "tool_call"]
-    assert call is not None
-    assert call.arguments == {} and call.raw_arguments == '{"city": Paris}'
-
-
-async def test_stream_is_retried_when_it_fails_before_any_chunk(
-    provider: OpenAIProvider, server: WireServer, sleeps: Sleeps
-) -> None:
-    server.enqueue(
-        server_error(503),
-        Reply(text="never shown", error_after=1, error_type="server_error"),  # before any text
-        Reply(text="recovered"),
-    )
-
-    chunks = await collect(provider.stream(HELLO, model="gpt-test"))
-
-    assert chunks[-1].response is not None and chunks[-1].response.content == "recovered"
-    assert len(server.requests) == 3 and len(sleeps) == 2
-
-
-async def test_stream_error_events_are_classified_by_type(
-    provider: OpenAIProvider, server: WireServer
-) -> None:
-    server.enqueue(Reply(text="x", error_after=1, error_type="invalid_request_error"), Reply("y"))
-
-    with pytest.raises(ProviderBadRequestError, match="scripted stream failure"):
-        await collect(provider.stream(HELLO, model="gpt-test"))
-    assert len(server.requests) == 1
-
-
-async def test_stream_is_not_retried_after_text_was_yielded(
-    provider: OpenAIProvider, server: WireServer
-) -> None:
-    server.enqueue(Reply(text="Hello there, friend", chunk_size=2, cut_after=4), Reply(text="x"))
-
-    seen: list[StreamChunk] = []
-    with pytest.raises(ProviderConnectionError):
-        async for chunk in provider.stream(HELLO, model="gpt-test"):
-            seen.append(chunk)
-
-    assert [c.type for c in seen] == ["text"] * len(seen) and seen
-    assert len(server.requests) == 1
-
-
 # -- errors and retries -------------------------------------------------------------------
 
 
@@ -388,6 +298,44 @@ async def test_malformed_bodies_raise_response_errors(
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        # OpenAI: the code says it.
+        (
+            Status(404, "The model `gpt-9` does not exist", code="model_not_found"),
+            ProviderModelNotFoundError,
+        ),
+        (
+            Status(400, "Input tokens exceed the limit.", code="context_length_exceeded"),
+            ProviderContextLengthError,
+        ),
+        # Compatible servers: only the wording does.
+        (Status(404, 'model "llama9" not found, try pulling it first'), ProviderModelNotFoundError),
+        (
+            Status(400, "This model's maximum context length is 4096 tokens. However, ..."),
+            ProviderContextLengthError,
+        ),
+        (
+            Status(400, "the request exceeds the available context size, try increasing it"),
+            ProviderContextLengthError,
+        ),
+        (Status(400, "'messages' must not be empty"), ProviderBadRequestError),
+        (Status(404, "404 page not found"), ProviderBadRequestError),
+    ],
+)
+async def test_refusals_about_the_model_are_told_apart(
+    provider: OpenAIProvider, server: WireServer, status: Status, cls: type[Exception]
+) -> None:
+    server.enqueue(status, Reply("never"))
+
+    with pytest.raises(ProviderBadRequestError) as caught:
+        await provider.chat(HELLO, model="gpt-test")
+
+    assert type(caught.value) is cls and not caught.value.retryable
+    assert len(server.requests) == 1
+
+
 async def test_bad_request_is_not_retried(provider: OpenAIProvider, server: WireServer) -> None:
     with pytest.raises(ProviderBadRequestError, match="no scripted response"):
         await provider.chat(HELLO, model="gpt-test")
@@ -439,6 +387,37 @@ async def test_local_server_needs_no_key(
     assert server.requests[0].headers["authorization"] == "Bearer not-needed"
 
 
+async def test_the_environment_key_is_not_sent_to_a_base_url_given_in_code(
+    server: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-users-real-openai-key")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    server.enqueue(Reply("local"), Reply("gateway"))
+
+    async with OpenAIProvider(base_url=server.openai_base_url) as provider:
+        await provider.chat(HELLO, model="llama3")
+    async with OpenAIProvider(api_key="gateway-key", base_url=server.openai_base_url) as given:
+        await given.chat(HELLO, model="llama3")
+
+    sent = [r.headers["authorization"] for r in server.requests]
+    assert sent == ["Bearer not-needed", "Bearer gateway-key"]
+    assert all("sk-users-real-openai-key" not in str(r.headers) for r in server.requests)
+
+
+def test_the_environment_key_is_used_for_openai_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "env-key")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+    for base_url in (None, "https://api.openai.com/v1", "https://eu.api.openai.com/v1"):
+        assert OpenAIProvider(base_url=base_url)._client.api_key == "env-key"
+    assert _is_openai_url("https://api.openai.com/v1")
+    assert not _is_openai_url("https://api.openai.com.evil.example/v1")
+    assert not _is_openai_url("http://api.openai.com/v1")  # never in clear text
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(ProviderAuthError):  # OpenAI itself needs a real key
+        OpenAIProvider(base_url="https://api.openai.com/v1")
+
+
 async def test_key_and_base_url_come_from_the_environment(
     server: WireServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,6 +442,17 @@ async def test_a_given_client_is_used_without_sdk_retries(server: WireServer) ->
     assert len(server.requests) == 1  # neither the SDK nor Victor retried
     assert not client.is_closed()  # the caller's client stays theirs
     await client.close()
+
+
+def test_timeouts_bound_connecting_apart_from_answering() -> None:
+    default = OpenAIProvider(api_key="k")._client.timeout
+    assert (default.connect, default.read, default.write) == (5.0, 600.0, 600.0)
+    short = OpenAIProvider(api_key="k", timeout=2.0)._client.timeout
+    assert (short.connect, short.read) == (2.0, 2.0)  # connecting never waits longer
+    given = httpx2.Timeout(30.0, connect=1.0)
+    assert OpenAIProvider(api_key="k", timeout=given)._client.timeout == given
+    with pytest.raises(TypeError):
+        OpenAIProvider(api_key="k", timeout="soon")  # type: ignore[arg-type]
 
 
 def test_importing_the_module_does_not_import_the_sdk() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -12,19 +13,21 @@ from victor.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
     ProviderConnectionError,
+    ProviderContextLengthError,
     ProviderError,
+    ProviderModelNotFoundError,
     ProviderRateLimitError,
     ProviderResponseError,
     ProviderServerError,
     ProviderTimeoutError,
 )
-from victor.providers._sdk import parse_tool_arguments, split_options
 from victor.providers._retry import (
     RetryPolicy,
     error_for_status,
     error_for_type,
     parse_retry_after,
 )
+from victor.providers._sdk import parse_tool_arguments, split_options
 
 
 class Sleeps(list[float]):
@@ -133,11 +136,85 @@ async def test_call_gives_up_after_max_retries_with_the_last_error() -> None:
     async def down() -> str:
         nonlocal attempts
         attempts += 1
-        raise ProviderTimeoutError(f"timeout {attempts}")
+        raise ProviderConnectionError(f"reset {attempts}")
 
-    with pytest.raises(ProviderTimeoutError, match="timeout 3"):
+    with pytest.raises(ProviderConnectionError, match="reset 3"):
         await policy(sleeps, max_retries=2).call(down)
     assert attempts == 3 and len(sleeps) == 2
+
+
+async def test_a_read_timeout_is_retried_once_a_connect_timeout_fully() -> None:
+    sleeps = Sleeps()
+
+    def timeout(phase: str | None) -> ProviderTimeoutError:
+        error = ProviderTimeoutError(f"{phase} timeout")
+        error.phase = phase  # type: ignore[attr-defined]  # as the SDK error mapping sets it
+        return error
+
+    async def failing(phase: str | None) -> int:
+        attempts = 0
+
+        async def attempt() -> str:
+            nonlocal attempts
+            attempts += 1
+            raise timeout(phase)
+
+        with pytest.raises(ProviderTimeoutError):
+            await policy(sleeps, max_retries=3).call(attempt)
+        return attempts
+
+    assert await failing("read") == 2  # the model may have billed a whole answer
+    assert await failing(None) == 2  # unknown phase: the costly guess
+    assert await failing("connect") == 4  # nothing was sent
+    assert await failing("write") == 4
+    unlimited = RetryPolicy(max_read_timeout_retries=5)
+    assert unlimited.delay_for(timeout("read"), 2, read_timeouts_retried=1) is not None
+    server_timeout = error_for_status(408, "timeout", provider="p")
+    assert policy(sleeps).delay_for(server_timeout, 1, read_timeouts_retried=9) == 0.5
+
+
+async def test_total_timeout_cancels_an_attempt_that_runs_past_it() -> None:
+    sleeps = Sleeps()
+
+    async def hangs() -> str:
+        await asyncio.sleep(10)
+        return "never"
+
+    p = policy(sleeps, total_timeout=0.05)
+    with pytest.raises(ProviderTimeoutError, match=r"total_timeout=0\.05s") as caught:
+        await p.call(hangs, provider="prov")
+    assert not caught.value.retryable and caught.value.provider == "prov"
+    assert sleeps == []
+
+
+async def test_total_timeout_skips_a_retry_that_could_not_start_in_time() -> None:
+    sleeps = Sleeps()
+
+    async def limited() -> str:
+        raise ProviderRateLimitError("429", retry_after=5.0)
+
+    with pytest.raises(ProviderRateLimitError) as caught:
+        await policy(sleeps, total_timeout=2.0).call(limited)
+    assert sleeps == []
+    assert any("total_timeout" in note for note in caught.value.__notes__)
+
+
+async def test_total_timeout_bounds_a_stream() -> None:
+    async def slow_source() -> AsyncIterator[int]:
+        yield 1
+        await asyncio.sleep(10)
+        yield 2
+
+    got: list[int] = []
+    with pytest.raises(ProviderTimeoutError, match="total_timeout"):
+        async for item in RetryPolicy(total_timeout=0.05).stream(slow_source):
+            got.append(item)
+    assert got == [1]
+
+
+def test_total_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(total_timeout=0)
 
 
 # -- stream -------------------------------------------------------------------------------
@@ -211,6 +288,47 @@ def test_error_for_status(status: int, cls: type[ProviderError], retryable: bool
     assert error.status_code == status and error.provider == "p"
     assert str(error).startswith(f"p: HTTP {status}: msg")
     assert ("(set KEY)" in str(error)) is (cls is ProviderAuthError)
+
+
+UNKNOWN_MODEL, TOO_LONG, REFUSED = (
+    ProviderModelNotFoundError,
+    ProviderContextLengthError,
+    ProviderBadRequestError,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error_type", "cls"),
+    [
+        (404, "The model `gpt-9` does not exist", "model_not_found", UNKNOWN_MODEL),
+        (404, "model: claude-nope", "not_found_error", UNKNOWN_MODEL),
+        (400, "Invalid model: mistral-huge", None, UNKNOWN_MODEL),
+        (400, "foo is not a valid model ID", None, UNKNOWN_MODEL),
+        (400, "anything", "context_length_exceeded", TOO_LONG),
+        (400, "This model's maximum context length is 8192 tokens", None, TOO_LONG),
+        (400, "prompt is too long: 208310 tokens > 200000 maximum", None, TOO_LONG),
+        (400, "input length and `max_tokens` exceed context limit", None, TOO_LONG),
+        (400, "too large for model with 32768 maximum context length", None, TOO_LONG),
+        (400, "exceeds the available context size", "exceed_context_size_error", TOO_LONG),
+        (400, "max_tokens is too large: 100000", None, REFUSED),
+        (400, "'max_tokens' is not supported with this model.", None, REFUSED),
+        (404, "Not Found", None, REFUSED),
+        (422, "tools.0.name: string does not match pattern", None, REFUSED),
+    ],
+)
+def test_refusals_about_the_model_are_told_apart(
+    status: int, message: str, error_type: str | None, cls: type[ProviderError]
+) -> None:
+    error = error_for_status(status, message, provider="p", error_type=error_type)
+    assert type(error) is cls and not error.retryable
+    assert isinstance(error, ProviderBadRequestError)
+
+
+def test_refusals_in_a_stream_are_told_apart_too() -> None:
+    error = error_for_type("context_length_exceeded", "too long", provider="p")
+    assert type(error) is ProviderContextLengthError
+    error = error_for_type("invalid_request_error", "prompt is too long: 9 > 8", provider="p")
+    assert type(error) is ProviderContextLengthError
 
 
 def test_rate_limit_errors_carry_retry_after() -> None:

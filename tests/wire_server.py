@@ -67,7 +67,14 @@ class Reply:
     (OpenAI's ``prompt_tokens`` is their sum). Streaming splits text and tool arguments
     into pieces of ``chunk_size`` characters; ``interleave`` mixes the argument pieces of
     several tool calls (OpenAI); ``cut_after`` drops the connection after that many
-    events; ``error_after`` sends an in-stream error event of ``error_type`` instead.
+    events; ``end_after`` ends the stream cleanly after that many events, without its
+    final events (a proxy giving up); ``error_after`` sends an in-stream error event of
+    ``error_type`` instead.
+
+    OpenAI tool-call pieces carry their call's position as ``index``; ``tool_call_index``
+    ``"zero"`` numbers every call 0 (Ollama) and ``"omit"`` leaves the index out (some
+    gateways). ``whole_tool_calls`` sends every call in one piece, all in one event, as
+    Ollama does.
     """
 
     text: str = ""
@@ -80,8 +87,11 @@ class Reply:
     chunk_size: int = 3
     interleave: bool = False
     cut_after: int | None = None
+    end_after: int | None = None
     error_after: int | None = None
     error_type: str = "overloaded_error"
+    tool_call_index: Literal["position", "zero", "omit"] = "position"
+    whole_tool_calls: bool = False
 
 
 @dataclass
@@ -92,6 +102,7 @@ class Status:
     message: str = "scripted error"
     headers: dict[str, str] = field(default_factory=dict)
     error_type: str | None = None
+    code: str | None = None  # OpenAI's error code, e.g. "context_length_exceeded"
 
 
 @dataclass
@@ -228,22 +239,24 @@ def _openai_events(reply: Reply, model: str, include_usage: bool) -> list[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
+    def indexed(part: dict[str, Any], i: int) -> dict[str, Any]:
+        if reply.tool_call_index == "omit":
+            return part
+        return {"index": 0 if reply.tool_call_index == "zero" else i, **part}
+
     chunks = [chunk({"role": "assistant", "content": ""})]
     chunks += [chunk({"content": piece}) for piece in _pieces(reply.text, reply.chunk_size)]
     per_call: list[list[dict[str, Any]]] = []
     for i, call in enumerate(reply.tool_calls):
-        head = {
-            "index": i,
-            "id": _call_id("openai", call, i),
-            "type": "function",
-            "function": {"name": call.name, "arguments": ""},
-        }
-        tail = [
-            {"index": i, "function": {"arguments": piece}}
-            for piece in _pieces(call.text(), reply.chunk_size)
-        ]
-        per_call.append([head, *tail])
-    if reply.interleave:
+        whole = reply.whole_tool_calls
+        function = {"name": call.name, "arguments": call.text() if whole else ""}
+        head = {"id": _call_id("openai", call, i), "type": "function", "function": function}
+        pieces = [] if whole else _pieces(call.text(), reply.chunk_size)
+        tail = [indexed({"function": {"arguments": piece}}, i) for piece in pieces]
+        per_call.append([indexed(head, i), *tail])
+    if reply.whole_tool_calls and per_call:
+        chunks.append(chunk({"tool_calls": [parts[0] for parts in per_call]}))
+    elif reply.interleave:
         while any(per_call):
             for parts in per_call:
                 if parts:
@@ -310,10 +323,12 @@ def _anthropic_events(reply: Reply, model: str) -> list[str]:
     return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events]
 
 
-def _error_body(protocol: Protocol, message: str, error_type: str) -> dict[str, Any]:
+def _error_body(
+    protocol: Protocol, message: str, error_type: str, code: str | None = None
+) -> dict[str, Any]:
     if protocol == "anthropic":
         return {"type": "error", "error": {"type": error_type, "message": message}}
-    return {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
 def _stream_error(protocol: Protocol, error_type: str) -> str:
@@ -451,7 +466,7 @@ class WireServer:
                 behaviour.status, "api_error"
             )
             return JSONResponse(
-                _error_body(protocol, behaviour.message, error_type),
+                _error_body(protocol, behaviour.message, error_type, behaviour.code),
                 status_code=behaviour.status,
                 headers=behaviour.headers,
             )
@@ -480,5 +495,7 @@ class WireServer:
                 return
             if reply.cut_after is not None and number == reply.cut_after:
                 raise _CutConnection
+            if reply.end_after is not None and number == reply.end_after:
+                return
             yield event
             await asyncio.sleep(0)

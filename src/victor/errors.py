@@ -69,6 +69,20 @@ class ProviderBadRequestError(ProviderError):
     """The provider rejected the request (HTTP 400/404/422): retrying will not help."""
 
 
+class ProviderModelNotFoundError(ProviderBadRequestError):
+    """The provider does not serve the requested model (unknown name, or no access to it).
+
+    Another provider or model may well serve the request, so a fallback chain moves on.
+    """
+
+
+class ProviderContextLengthError(ProviderBadRequestError):
+    """The conversation (with ``max_tokens``) does not fit the model's context window.
+
+    A model with a larger window may take it, so a fallback chain moves on.
+    """
+
+
 class ProviderResponseError(ProviderError):
     """The provider answered with a body that is not what its protocol promises."""
 

@@ -37,13 +37,22 @@ from victor.protocols.tools import Tool
 from victor.providers._retry import ERROR_TYPES, RetryPolicy, error_for_status, error_for_type
 
 __all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
     "SDKProvider",
     "StreamAssembler",
     "map_sdk_error",
     "parse_tool_arguments",
     "sdk_accepts",
+    "sdk_timeout",
     "split_options",
 ]
+
+#: Seconds to open a connection: a reachable API host answers within milliseconds.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds to wait for an answer (between two chunks, when streaming): long generations
+#: of reasoning models take minutes, and giving up on them wastes what they cost.
+DEFAULT_READ_TIMEOUT = 600.0
 
 
 def parse_tool_arguments(text: str | None) -> tuple[dict[str, Any], str | None]:
@@ -78,18 +87,68 @@ def _api_message(body: object, fallback: str) -> str:
 
 
 def _error_type(body: object) -> str | None:
-    """The error's ``type`` (or known ``code``), from a whole error body or its inner error
-    object (the OpenAI SDK keeps only the latter for errors inside a stream)."""
+    """The error's known ``code`` or ``type``, from a whole error body or its inner error
+    object (the OpenAI SDK keeps only the latter).
+
+    A known code wins: it is the more precise of the two (OpenAI sends ``type:
+    invalid_request_error`` with ``code: context_length_exceeded``)."""
     if isinstance(body, Mapping):
         error = body.get("error", body)
         if isinstance(error, Mapping):
-            for key in ("type", "code"):
+            for key in ("code", "type"):
                 value = error.get(key)
                 if isinstance(value, str) and value in ERROR_TYPES:
                     return value
             value = error.get("type")
             return value if isinstance(value, str) else None
     return None
+
+
+# The HTTP client's timeout classes by the phase they interrupt (httpx and httpx2 share
+# the names). Only a read timeout may come after the model started working.
+_TIMEOUT_PHASES = {
+    "ConnectTimeout": "connect",
+    "PoolTimeout": "pool",
+    "WriteTimeout": "write",
+    "ReadTimeout": "read",
+}
+_TIMEOUT_WORDING = {
+    "connect": "timed out connecting",
+    "pool": "timed out waiting for a free connection",
+    "write": "timed out sending the request",
+    "read": "timed out waiting for the answer",
+}
+
+
+def _timeout_error(exc: BaseException, provider: str) -> ProviderTimeoutError:
+    """A timeout error carrying ``phase``, read by the retry policy from the cause chain."""
+    phase: str | None = None
+    seen: BaseException | None = exc
+    for _ in range(8):  # the SDK wraps the HTTP client's error once or twice
+        if seen is None or phase is not None:
+            break
+        phase = _TIMEOUT_PHASES.get(type(seen).__name__)
+        seen = seen.__cause__ or seen.__context__
+    wording = _TIMEOUT_WORDING.get(phase or "", "request timed out")
+    error = ProviderTimeoutError(f"{provider}: {wording}", provider=provider)
+    error.phase = phase  # type: ignore[attr-defined]  # read by is_read_timeout
+    return error
+
+
+def sdk_timeout(sdk: ModuleType, timeout: Any, connect_timeout: float) -> Any:
+    """The SDK client's ``timeout``: connecting is bounded apart from answering.
+
+    A number (or None, for no limit) bounds reading the answer, sending the request and
+    waiting for a pooled connection; connecting gets ``connect_timeout`` (or the number, if
+    smaller), so a dead host fails in seconds while a long generation may take minutes.
+    A ready ``Timeout`` of httpx2 or httpx, which the SDK accepts, is used as given.
+    """
+    if timeout is None or isinstance(timeout, int | float):
+        connect = connect_timeout if timeout is None else min(connect_timeout, timeout)
+        return sdk.Timeout(timeout, connect=connect)
+    if hasattr(timeout, "as_dict"):
+        return timeout
+    raise TypeError(f"timeout must be a number, None or an httpx2.Timeout, not {timeout!r}")
 
 
 def map_sdk_error(
@@ -102,7 +161,7 @@ def map_sdk_error(
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, sdk.APITimeoutError):
-        return ProviderTimeoutError(f"{provider}: request timed out", provider=provider)
+        return _timeout_error(exc, provider)
     if isinstance(exc, sdk.APIConnectionError):
         return ProviderConnectionError(f"{provider}: {exc}", provider=provider)
     if isinstance(exc, sdk.APIResponseValidationError):
@@ -133,7 +192,7 @@ def map_sdk_error(
     # through. Only modules already loaded are looked at: if it is not, it raised nothing.
     for http in filter(None, (sys.modules.get("httpx2"), sys.modules.get("httpx"))):
         if isinstance(exc, http.TimeoutException):
-            return ProviderTimeoutError(f"{provider}: request timed out", provider=provider)
+            return _timeout_error(exc, provider)
         if isinstance(exc, http.TransportError):
             return ProviderConnectionError(
                 f"{provider}: {type(exc).__name__}: {exc}", provider=provider
@@ -230,8 +289,10 @@ class SDKProvider(IProvider):
         max_tokens: int | None = None,
         **options: Any,
     ) -> ChatResponse:
-        request = self._request(messages, model, tools, temperature, max_tokens, options)
-        return await self._retry.call(lambda: self._chat_once(request, model))
+        request = self._for_chat(
+            self._request(messages, model, tools, temperature, max_tokens, options)
+        )
+        return await self._retry.call(lambda: self._chat_once(request, model), provider=self.name)
 
     async def stream(
         self,
@@ -246,7 +307,7 @@ class SDKProvider(IProvider):
         request = self._for_streaming(
             self._request(messages, model, tools, temperature, max_tokens, options)
         )
-        attempts = self._retry.stream(lambda: self._stream_once(request, model))
+        attempts = self._retry.stream(lambda: self._stream_once(request, model), provider=self.name)
         async with aclosing(attempts) as chunks:
             async for chunk in chunks:
                 yield chunk
@@ -275,6 +336,10 @@ class SDKProvider(IProvider):
         options: Mapping[str, Any],
     ) -> dict[str, Any]:
         """The keyword arguments of the SDK call."""
+
+    def _for_chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The request of a call that is not streamed; a subclass drops what it cannot take."""
+        return request
 
     def _for_streaming(self, request: dict[str, Any]) -> dict[str, Any]:
         """The request of a streamed call; a subclass adds what its API needs."""

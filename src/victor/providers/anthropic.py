@@ -17,19 +17,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from victor.errors import ProviderAuthError, ProviderResponseError
+from victor.errors import ProviderAuthError, ProviderConnectionError, ProviderResponseError
 from victor.protocols.messages import ChatResponse, Message, StreamChunk, ToolCall, Usage
 from victor.protocols.tools import Tool
 from victor.providers._retry import RetryPolicy
 from victor.providers._sdk import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
     SDKProvider,
     parse_tool_arguments,
     sdk_accepts,
+    sdk_timeout,
     split_options,
 )
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
+    from httpx2 import Timeout
 
 __all__ = ["AnthropicProvider"]
 
@@ -55,7 +59,9 @@ class AnthropicProvider(SDKProvider):
     mandatory ``max_tokens`` when a call gives none. ``client`` takes a ready
     ``AsyncAnthropic``; it is used through a copy with SDK retries off and is left open by
     :meth:`aclose`. Failed calls are retried by ``retry_policy`` (default:
-    ``RetryPolicy(max_retries=max_retries)``), never by the SDK.
+    ``RetryPolicy(max_retries=max_retries)``), never by the SDK. ``timeout`` bounds the
+    wait for an answer (600 s; for a stream, between two events) and ``connect_timeout``
+    reaching the server (5 s); an ``httpx2.Timeout`` sets every phase at once.
 
     ``usage.input_tokens`` counts every prompt token, cached or not, and
     ``usage.cached_input_tokens`` the cache reads among them, as OpenAI reports them, so
@@ -69,7 +75,8 @@ class AnthropicProvider(SDKProvider):
         api_key: str | None = None,
         base_url: str | None = None,
         *,
-        timeout: float = 60.0,
+        timeout: float | Timeout | None = DEFAULT_READ_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_retries: int = 3,
         default_max_tokens: int = 4096,
         default_headers: Mapping[str, str] | None = None,
@@ -100,7 +107,7 @@ class AnthropicProvider(SDKProvider):
             self._client = anthropic.AsyncAnthropic(
                 api_key=key,
                 base_url=base_url,
-                timeout=timeout,
+                timeout=sdk_timeout(anthropic, timeout, connect_timeout),
                 max_retries=0,
                 default_headers=default_headers,
             )
@@ -342,11 +349,17 @@ class _StreamState:
         return StreamChunk(type="tool_call", tool_call=call)
 
     def finish(self) -> list[StreamChunk]:
-        if not (self.started and self.stopped):
-            # A stream cut short but closed cleanly would otherwise pass for a whole answer.
-            missing = "message_stop" if self.started else "message_start"
+        if not self.started:
             raise ProviderResponseError(
-                f"{self.provider}: the stream ended without a {missing} event",
+                f"{self.provider}: the stream ended without a message_start event",
+                provider=self.provider,
+            )
+        if not self.stopped:
+            # A stream cut short but closed cleanly (a proxy gave up) would otherwise pass
+            # for a whole answer; like a dropped connection, it may work if tried again.
+            raise ProviderConnectionError(
+                f"{self.provider}: the stream ended before the model finished "
+                "(no message_stop event)",
                 provider=self.provider,
             )
         out = [self._close(self.blocks.pop(index)) for index in sorted(self.blocks)]

@@ -6,9 +6,11 @@ a timeout, a malformed answer.
 
 A :class:`~victor.errors.ProviderBadRequestError` is *not* passed on by default: the
 request itself was refused (an invalid tool schema, a malformed conversation), the next
-provider would most likely refuse it too, and its error would hide the first one. Pass
-``should_fallback`` to decide otherwise, for example to move on when a prompt is too long
-for the primary model but not for the fallback's.
+provider would most likely refuse it too, and its error would hide the first one. Two
+refusals are about the model, not the request, and are passed on: an unknown model
+(:class:`~victor.errors.ProviderModelNotFoundError`) and a prompt too long for the model's
+context window (:class:`~victor.errors.ProviderContextLengthError`), which another model
+may well take. Pass ``should_fallback`` to decide otherwise.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Self
 
-from victor.errors import ProviderBadRequestError, ProviderError
+from victor.errors import (
+    ProviderBadRequestError,
+    ProviderContextLengthError,
+    ProviderError,
+    ProviderModelNotFoundError,
+)
 from victor.protocols.interfaces import IProvider
 from victor.protocols.messages import ChatResponse, Message, StreamChunk
 from victor.protocols.tools import Tool
 
-__all__ = ["FallbackProvider", "FallbackRaw", "ProviderEntry"]
+__all__ = ["FallbackProvider", "FallbackRaw", "ProviderEntry", "default_should_fallback"]
 
 logger = logging.getLogger("victor.providers")
 
@@ -34,7 +41,10 @@ ProviderEntry = IProvider | tuple[IProvider, str]
 
 
 def default_should_fallback(error: ProviderError) -> bool:
-    """Move on for every provider error except a refused request."""
+    """Move on for every provider error except a refused request, unless the refusal is
+    about the model (unknown, or its context window too small): another model may answer."""
+    if isinstance(error, ProviderModelNotFoundError | ProviderContextLengthError):
+        return True
     return not isinstance(error, ProviderBadRequestError)
 
 

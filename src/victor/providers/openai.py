@@ -18,18 +18,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from victor.errors import ProviderAuthError, ProviderResponseError
+from victor.errors import ProviderAuthError, ProviderConnectionError, ProviderResponseError
 from victor.protocols.messages import ChatResponse, Message, StreamChunk, ToolCall, Usage
 from victor.protocols.tools import Tool
 from victor.providers._retry import RetryPolicy
 from victor.providers._sdk import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
     SDKProvider,
     parse_tool_arguments,
     sdk_accepts,
+    sdk_timeout,
     split_options,
 )
 
 if TYPE_CHECKING:
+    from httpx2 import Timeout
     from openai import AsyncOpenAI
 
 __all__ = ["OpenAIProvider"]
@@ -43,17 +47,25 @@ MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 class OpenAIProvider(SDKProvider):
     """A model served over the OpenAI Chat Completions API.
 
-    ``api_key`` defaults to ``OPENAI_API_KEY`` and ``base_url`` to ``OPENAI_BASE_URL``.
-    With a ``base_url`` and no key, a placeholder key is sent, as local servers (Ollama,
-    vLLM, LM Studio, llama.cpp) ignore it. ``client`` takes a ready ``AsyncOpenAI`` (or
-    ``AsyncAzureOpenAI``) instead; it is used through a copy with SDK retries off and is
-    left open by :meth:`aclose`, since its owner may share it.
+    ``base_url`` defaults to ``OPENAI_BASE_URL``, then to OpenAI's API. ``api_key``
+    defaults to ``OPENAI_API_KEY``, but only for OpenAI's own API or the server named by
+    ``OPENAI_BASE_URL``: a ``base_url`` passed in code for another host (Ollama, vLLM, a
+    gateway) gets a placeholder key unless ``api_key=`` is given too, so that the user's
+    OpenAI key is never sent to a server it was not meant for. ``client`` takes a ready
+    ``AsyncOpenAI`` (or ``AsyncAzureOpenAI``) instead; it is used through a copy with SDK
+    retries off and is left open by :meth:`aclose`, since its owner may share it.
 
-    Failed calls are retried by ``retry_policy`` (default: ``RetryPolicy(max_retries=
-    max_retries)``), never by the SDK. ``max_tokens_field`` names the request field that
-    carries ``max_tokens``: OpenAI itself wants ``max_completion_tokens`` (its reasoning
-    models reject ``max_tokens``), while many compatible servers only know ``max_tokens``;
-    the default picks by host.
+    ``timeout`` bounds the wait for an answer (600 s; for a stream, between two chunks)
+    and ``connect_timeout`` reaching the server (5 s); an ``httpx2.Timeout`` sets every
+    phase at once. Failed calls are retried by ``retry_policy`` (default: ``RetryPolicy(
+    max_retries=max_retries)``), never by the SDK. ``max_tokens_field`` names the request
+    field that carries ``max_tokens``: OpenAI itself wants ``max_completion_tokens`` (its
+    reasoning models reject ``max_tokens``), while many compatible servers only know
+    ``max_tokens``; the default picks by host.
+
+    Streamed calls ask for token counts (``stream_options={"include_usage": True}``)
+    unless ``stream_usage=False``, for servers that reject the field; a ``stream_options``
+    passed to :meth:`stream` is sent as given (``None``: not sent).
     """
 
     default_model = "gpt-4o-mini"
@@ -64,21 +76,27 @@ class OpenAIProvider(SDKProvider):
         base_url: str | None = None,
         *,
         organization: str | None = None,
-        timeout: float = 60.0,
+        timeout: float | Timeout | None = DEFAULT_READ_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_retries: int = 3,
         default_headers: Mapping[str, str] | None = None,
         client: AsyncOpenAI | None = None,
         name: str = "openai",
         retry_policy: RetryPolicy | None = None,
         max_tokens_field: MaxTokensField | None = None,
+        stream_usage: bool = True,
     ) -> None:
         self.name = name
         self._auth_hint = _AUTH_HINT
         self._retry = retry_policy or RetryPolicy(max_retries=max_retries)
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self._stream_usage = stream_usage
+        env_base_url = os.environ.get("OPENAI_BASE_URL") or None
+        base_url = base_url or env_base_url
+        key = api_key
+        if not key and _may_use_env_key(base_url, env_base_url):
+            key = os.environ.get("OPENAI_API_KEY")
         if client is None and not key:
-            if base_url is None:
+            if base_url is None or _is_openai_url(base_url):
                 raise ProviderAuthError(
                     "no OpenAI API key: pass api_key=... or set the OPENAI_API_KEY "
                     "environment variable (for a local OpenAI-compatible server such as "
@@ -98,7 +116,7 @@ class OpenAIProvider(SDKProvider):
                 api_key=key,
                 base_url=base_url,
                 organization=organization,
-                timeout=timeout,
+                timeout=sdk_timeout(openai, timeout, connect_timeout),
                 max_retries=0,
                 default_headers=default_headers,
             )
@@ -107,10 +125,24 @@ class OpenAIProvider(SDKProvider):
             str(self._client.base_url)
         )
 
+    def _for_chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        # The API refuses stream_options without stream; a caller may pass the same options
+        # to chat and stream.
+        if "stream_options" not in request:
+            return request
+        return {key: value for key, value in request.items() if key != "stream_options"}
+
     def _for_streaming(self, request: dict[str, Any]) -> dict[str, Any]:
-        # Without include_usage, a streamed call reports no token counts at all.
-        options = {**request.get("stream_options", {}), "include_usage": True}
-        return {**request, "stream": True, "stream_options": options}
+        request = {**request, "stream": True}
+        if "stream_options" in request:
+            if request["stream_options"] is None:
+                del request["stream_options"]  # the caller asked for none
+        elif "stream_options" in (request.get("extra_body") or {}):
+            pass  # the caller's, sent as given
+        elif self._stream_usage:
+            # Without include_usage, a streamed call reports no token counts at all.
+            request["stream_options"] = {"include_usage": True}
+        return request
 
     def _create(self) -> Callable[..., Any]:
         return self._client.chat.completions.create
@@ -152,6 +184,26 @@ class OpenAIProvider(SDKProvider):
 def _default_max_tokens_field(base_url: str) -> MaxTokensField:
     host = urlsplit(base_url).hostname or ""
     return "max_completion_tokens" if host.endswith("api.openai.com") else "max_tokens"
+
+
+def _is_openai_url(url: str) -> bool:
+    """Whether ``url`` is OpenAI's own API (``api.openai.com`` or a regional variant)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and (host == "api.openai.com" or host.endswith(".openai.com"))
+
+
+def _may_use_env_key(base_url: str | None, env_base_url: str | None) -> bool:
+    """Whether ``OPENAI_API_KEY`` may be sent to ``base_url``.
+
+    Yes for OpenAI's API, and for the server ``OPENAI_BASE_URL`` names (the two variables
+    are set together). Not for a URL given in code: the key in the environment is most
+    likely the user's OpenAI key, and a local server or third-party gateway must not get
+    it by accident.
+    """
+    if base_url is None or _is_openai_url(base_url):
+        return True
+    return env_base_url is not None and base_url.rstrip("/") == env_base_url.rstrip("/")
 
 
 # -- conversion: Victor -> OpenAI ---------------------------------------------------------
@@ -250,19 +302,32 @@ def _parse_completion(completion: Any, model: str) -> ChatResponse:
 
 @dataclass
 class _PartialCall:
+    index: int | None = None
     id: str | None = None
     name: str | None = None
     arguments: list[str] = field(default_factory=list)
 
+    def starts_anew(self, call_id: str | None, name: str | None) -> bool:
+        """Whether a piece bringing ``call_id`` and ``name`` belongs to another call.
+
+        Pieces are grouped by ``index``, but Ollama numbers every parallel call 0 and
+        some gateways send no index at all; a different id, or a different name (for
+        servers without ids), is then what shows a new call began. A repeated name or id
+        is a continuation: some servers repeat them in every piece.
+        """
+        if call_id and self.id:
+            return call_id != self.id
+        return bool(name and self.name and name != self.name)
+
 
 @dataclass
 class _StreamState:
-    """Assembles a streamed answer: text deltas, tool calls split by index, usage."""
+    """Assembles a streamed answer: text deltas, tool calls pieced together, usage."""
 
     model: str
     provider: str
     text: list[str] = field(default_factory=list)
-    pending: dict[int, _PartialCall] = field(default_factory=dict)
+    pending: list[_PartialCall] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str | None = None
@@ -284,34 +349,53 @@ class _StreamState:
                 self.text.append(piece)
                 out.append(StreamChunk(type="text", text=piece))
             for part in (delta.tool_calls if delta else None) or []:
-                partial = self.pending.setdefault(
-                    part.index if part.index is not None else 0, _PartialCall()
-                )
-                partial.id = partial.id or part.id
-                function = part.function
-                if function is not None:
-                    # The name comes whole in the first delta; some servers repeat it.
-                    partial.name = partial.name or function.name
-                    if function.arguments:
-                        partial.arguments.append(function.arguments)
+                self._add_piece(part)
             if choice.finish_reason:
                 self.finish_reason = choice.finish_reason
                 out.extend(self._flush())
         return out
 
+    def _add_piece(self, part: Any) -> None:
+        """File one tool-call piece under its call, opening a new call when it starts one."""
+        index = getattr(part, "index", None)
+        function = getattr(part, "function", None)
+        call_id = getattr(part, "id", None) or None
+        name = getattr(function, "name", None) or None
+        if index is None:
+            # No index: the piece continues the call streamed last, unless it starts one.
+            partial = self.pending[-1] if self.pending else None
+        else:
+            partial = next((p for p in reversed(self.pending) if p.index == index), None)
+        if partial is None or partial.starts_anew(call_id, name):
+            partial = _PartialCall(index=index)
+            self.pending.append(partial)
+        partial.id = partial.id or call_id
+        # The name comes whole in the first piece; some servers repeat it.
+        partial.name = partial.name or name
+        arguments = getattr(function, "arguments", None)
+        if arguments:
+            partial.arguments.append(arguments)
+
     def _flush(self) -> list[StreamChunk]:
         out = []
-        for index in sorted(self.pending):
-            partial = self.pending.pop(index)
+        for partial in self.pending:
             call = _tool_call(partial.id, partial.name, "".join(partial.arguments))
             self.calls.append(call)
             out.append(StreamChunk(type="tool_call", tool_call=call))
+        self.pending.clear()
         return out
 
     def finish(self) -> list[StreamChunk]:
         if not self.seen_any:
             raise ProviderResponseError(
                 f"{self.provider}: the stream ended without any data", provider=self.provider
+            )
+        if self.finish_reason is None:
+            # A proxy or load balancer that cuts a stream may close it cleanly: without a
+            # finish_reason, the text and tool arguments may be half of the answer.
+            raise ProviderConnectionError(
+                f"{self.provider}: the stream ended before the model finished",
+                provider=self.provider,
             )
         out = self._flush()
         usage = self.usage or Usage(requests=1)
