@@ -9,17 +9,17 @@ from rich.console import Console
 from victor.errors import VictorError
 
 
-def _provider(name: str | None, base_url: str | None):
+def _provider(name: str | None, base_url: str | None, api_key: str | None = None):
     if base_url and name == "anthropic":
         raise VictorError("--base-url is for OpenAI-compatible servers; drop --provider anthropic")
     if base_url or name == "openai" or (name is None and os.environ.get("OPENAI_API_KEY")):
         from victor.providers.openai import OpenAIProvider
 
-        return OpenAIProvider(base_url=base_url), "gpt-4o-mini"
+        return OpenAIProvider(api_key=api_key, base_url=base_url), "gpt-4o-mini"
     if name == "anthropic" or (name is None and os.environ.get("ANTHROPIC_API_KEY")):
         from victor.providers.anthropic import AnthropicProvider
 
-        return AnthropicProvider(), "claude-sonnet-4-5"
+        return AnthropicProvider(api_key=api_key), "claude-sonnet-4-5"
     raise VictorError(
         "no model to talk to: set OPENAI_API_KEY or ANTHROPIC_API_KEY, or pass "
         "--base-url http://localhost:11434/v1 for a local OpenAI-compatible server"
@@ -32,12 +32,13 @@ async def run_chat(
     provider_name: str | None,
     session: str | None,
     system: str | None,
+    api_key: str | None = None,
 ) -> int:
     from victor.agent.orchestrator import AgentOrchestrator
 
     console = Console()
     try:
-        provider, default_model = _provider(provider_name, base_url)
+        provider, default_model = _provider(provider_name, base_url, api_key)
     except VictorError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2

@@ -52,6 +52,14 @@ def chat(
     ] = None,
     session: Annotated[str | None, typer.Option(help="Session id to continue.")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VICTOR_API_KEY",
+            help="Key for --base-url servers that need one (the OpenAI key is never sent "
+            "to another host unless given here).",
+        ),
+    ] = None,
 ) -> None:
     """Chat in the terminal with a real model.
 
@@ -60,7 +68,7 @@ def chat(
     """
     from victor.cli.chat import run_chat
 
-    raise typer.Exit(asyncio.run(run_chat(model, base_url, provider, session, system)))
+    raise typer.Exit(asyncio.run(run_chat(model, base_url, provider, session, system, api_key)))
 
 
 @app.command()

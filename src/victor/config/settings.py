@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     default_model: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
-    request_timeout: float = Field(default=60.0, gt=0)
+    # Seconds to wait for a model's answer (long generations are legitimate); connecting
+    # times out after 5 s regardless.
+    request_timeout: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
 
     # The agent loop
