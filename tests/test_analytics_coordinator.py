@@ -169,7 +169,9 @@ async def test_slow_exporter_slows_neither_emit_nor_the_other_exporter(tmp_path)
             await asyncio.sleep(0)
     await asyncio.wait_for(_until(lambda: len(fast.ids) == 2000), 2.0)
     assert len(slow.ids) < 2000  # still busy: the fast one did not wait for it
-    assert worst < 0.05
+    # No emit waited for the slow exporter's 0.3 s (the bound leaves room for a loaded CI
+    # machine; emit's real cost is measured in benchmarks/analytics_export.py).
+    assert worst < 0.2
     await coord.aclose()
     assert len(slow.ids) == 2000
 
