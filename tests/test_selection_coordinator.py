@@ -186,10 +186,76 @@ async def test_hybrid_degrades_to_keyword_when_embeddings_fail() -> None:
     )
     assert names(selection.tools)[0] == "send_email"
     assert selection.fallback and "embedding API unreachable" in selection.error
+    # What analytics needs to tell a degraded turn apart, with stable names.
+    assert selection.strategy == "hybrid" and selection.used == "keyword"
+    assert selection.details["used"] == "keyword"
+    assert selection.max_tools == 2 and selection.hybrid_alpha == coordinator.hybrid_alpha
+    data = selection.event_data()
+    assert data["used"] == "keyword" and data["error"] == selection.error
+    assert {"strategy", "used", "max_tools", "hybrid_alpha", "error", "fallback"} <= set(data)
     semantic = await coordinator.select_for_turn(
         "send an email", CATALOGUE, config={"tool_selection": {"strategy": "semantic"}}
     )
     assert semantic.fallback and semantic.details["used"] == "keyword"
+    assert semantic.used == "keyword"
+
+
+class CountingEmbeddings(IEmbeddingService):
+    model_name = "counting"
+    dimension = 384
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def embed_batch(self, texts):
+        self.calls += 1
+        raise AssertionError("no embedding expected")
+
+
+async def test_configured_builtin_with_few_tools_offers_them_all_without_ranking() -> None:
+    service = CountingEmbeddings()
+    coordinator = ToolSelectionCoordinator(embeddings=service, max_tools=20, cache_dir=False)
+    config = {
+        "tool_selection": {"strategy": "hybrid", "hybrid_alpha": 0.3, "pinned": ["sql_query"]}
+    }
+    selection = await coordinator.select_for_turn("send an email", CATALOGUE, config=config)
+    assert service.calls == 0 and not coordinator._indexes.builds  # nothing loaded or built
+    assert names(selection.tools) == ["sql_query", *(n for n in NAMES if n != "sql_query")]
+    assert selection.strategy == "hybrid" and selection.used == "all"
+    assert selection.max_tools == 20 and selection.hybrid_alpha == 0.3
+    assert not selection.fallback and selection.error is None
+    # More tools than max_tools: ranked as configured.
+    config["tool_selection"]["max_tools"] = 3
+    ranked = await coordinator.select_for_turn("send an email", CATALOGUE, config=config)
+    assert ranked.used == "keyword" and service.calls == 1  # the counting model refuses
+    assert names(ranked.tools)[:2] == ["sql_query", "send_email"] and len(ranked.tools) == 3
+
+
+async def test_aclose_releases_the_embedding_cache_and_is_idempotent(tmp_path) -> None:
+    class Closable(IEmbeddingService):
+        model_name = "closable"
+        dimension = 384
+        closed = 0
+
+        async def embed_batch(self, texts):
+            from victor.selection.embeddings import default_embeddings
+
+            return await default_embeddings().embed_batch(texts)
+
+        async def aclose(self) -> None:
+            self.closed += 1
+
+    service = Closable()
+    coordinator = ToolSelectionCoordinator(embeddings=service, cache_dir=tmp_path, max_tools=1)
+    await coordinator._semantic_selection("send an email", CATALOGUE)
+    disk = coordinator._embedder.disk
+    assert disk is not None and disk._conn is not None
+    await coordinator.aclose()
+    await coordinator.aclose()
+    assert disk._conn is None and coordinator._embedder is None and service.closed == 1
+    # A later turn reopens what it needs.
+    assert names(await coordinator._semantic_selection("mail", CATALOGUE)) == ["send_email"]
+    await coordinator.aclose()
 
 
 async def test_short_follow_up_is_ranked_with_the_previous_user_turn() -> None:

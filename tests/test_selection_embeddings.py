@@ -186,8 +186,10 @@ class _FakeOpenAIClient:
         return SimpleNamespace(data=rows[::-1])  # out of order on purpose
 
 
-async def test_openai_adapter_batches_orders_and_normalises() -> None:
+async def test_openai_adapter_batches_orders_and_normalises(monkeypatch) -> None:
     from victor.selection.embeddings.openai import OpenAIEmbeddings
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
     client = _FakeOpenAIClient()
     service = OpenAIEmbeddings(model="text-embedding-3-small", client=client, batch_size=2)
@@ -195,7 +197,7 @@ async def test_openai_adapter_batches_orders_and_normalises() -> None:
     assert [len(r["input"]) for r in client.requests] == [2, 1]
     assert client.requests[1]["input"] == [" "]  # empty text is not sent as ""
     np.testing.assert_allclose(vectors[1], np.array([3.0, 1.0]) / np.sqrt(10.0), rtol=1e-6)
-    assert service.cache_id == "openai:text-embedding-3-small:native"
+    assert service.cache_id == "openai:https://api.openai.com/v1:text-embedding-3-small:native"
     ranked = ToolSelectionCoordinator(embeddings=service, cache_dir=False, max_tools=1)
     assert len(await ranked._semantic_selection("x", TOOLS)) == 1
 
@@ -215,3 +217,92 @@ async def test_sentence_transformers_adapter_wraps_a_model() -> None:
     assert service.dimension == 384
     vectors = await service.embed_batch(["weather in Paris", "forecast for Paris"])
     assert vectors.shape == (2, 384) and vectors[0] @ vectors[1] > 0.5
+
+
+async def test_openai_cache_id_names_the_endpoint_and_aclose_closes_its_client() -> None:
+    from victor.selection.embeddings.openai import OpenAIEmbeddings
+
+    local = OpenAIEmbeddings("nomic-embed-text", base_url="http://127.0.0.1:11434/v1/", api_key="x")
+    remote = OpenAIEmbeddings("nomic-embed-text", base_url="http://gpu-box:8000/v1", api_key="x")
+    assert local.cache_id != remote.cache_id and "127.0.0.1:11434/v1:" in local.cache_id
+    client = local._get_client()
+    assert local.cache_id.startswith("openai:http://127.0.0.1:11434/v1:")
+    await local.aclose()
+    await local.aclose()
+    assert client.is_closed() and local._client is None
+    given = _FakeOpenAIClient()
+    given.base_url = "http://other/v1"
+    borrowed = OpenAIEmbeddings(client=given)
+    assert "http://other/v1" in borrowed.cache_id
+    await borrowed.aclose()  # a client passed in is the caller's to close
+    assert borrowed._client is given
+
+
+def test_onnx_cache_id_follows_the_model_files(tmp_path) -> None:
+    import os
+
+    from victor.selection.embeddings.onnx import OnnxEmbeddings
+
+    def model_dir(parent, content: bytes):
+        folder = parent / "all-MiniLM-L6-v2"
+        folder.mkdir(parents=True)
+        (folder / "model_int8.onnx").write_bytes(content)
+        (folder / "tokenizer.json").write_text("{}")
+        return folder
+
+    first = model_dir(tmp_path / "a", b"x" * 10)
+    other = model_dir(tmp_path / "b", b"y" * 11)  # same folder name, other model
+    before = OnnxEmbeddings(first).cache_id
+    assert before == OnnxEmbeddings(first).cache_id
+    assert before != OnnxEmbeddings(other).cache_id
+    (first / "model_int8.onnx").write_bytes(b"z" * 10)  # re-quantised in place
+    stat = (first / "model_int8.onnx").stat()
+    os.utime(first / "model_int8.onnx", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert OnnxEmbeddings(first).cache_id != before
+    assert default_embeddings().cache_id.startswith("onnx:all-MiniLM-L6-v2:model_int8.onnx:256:")
+
+
+def test_onnx_queries_during_the_first_load_wait_for_it(monkeypatch) -> None:
+    import threading
+    import time
+
+    import onnxruntime as ort
+
+    from victor.selection.embeddings.onnx import OnnxEmbeddings
+
+    real = ort.InferenceSession
+    loading = threading.Event()
+
+    class SlowSession:
+        def __init__(self, *args, **kwargs) -> None:
+            self._session = real(*args, **kwargs)
+
+        def get_inputs(self):
+            loading.set()
+            time.sleep(0.3)  # the window where a half-loaded model used to be visible
+            return self._session.get_inputs()
+
+        def run(self, *args, **kwargs):
+            return self._session.run(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", SlowSession)
+    model = OnnxEmbeddings()
+    loader = threading.Thread(target=model.encode, args=(["first text"],))
+    loader.start()
+    assert loading.wait(10)
+    vectors = model.encode(["a query during the load"])
+    loader.join()
+    assert vectors.shape == (1, 384)
+
+
+async def test_cached_embedder_aclose_closes_sqlite_and_reopens_on_use(tmp_path) -> None:
+    embedder = CachedEmbedder(CountingEmbeddings(), tmp_path)
+    await embedder.embed_documents(["a", "b"])
+    assert embedder.disk is not None and embedder.disk._conn is not None
+    await embedder.aclose()
+    await embedder.aclose()
+    assert embedder.disk._conn is None
+    fresh = CachedEmbedder(CountingEmbeddings(), tmp_path)
+    await fresh.embed_documents(["a", "b"])
+    assert fresh.model_calls == 0  # the vectors were committed before the close
+    await fresh.aclose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
-from victor.protocols import Tool
+from victor.protocols import IToolSelectionStrategy, Tool
 from victor.selection.strategies import (
     CostAwareStrategy,
     DomainStrategy,
@@ -77,14 +77,57 @@ async def test_cost_aware_budget_caps_the_offered_set() -> None:
     assert unknown.cost(TOOLS[2]) == 0.0  # unknown tiers count as the dearest known
 
 
-async def test_cost_aware_as_session_strategy_with_fallback() -> None:
+class Raising(IToolSelectionStrategy):
+    async def select_tools(self, query, available_tools, selection_coordinator):
+        raise RuntimeError("ranker down")
+
+
+async def test_cost_aware_fallback_never_offers_an_expensive_tier() -> None:
     coordinator = ToolSelectionCoordinator(
-        max_tools=3, strategies={"cheap": CostAwareStrategy(max_cost_per_call=-1.0)}
+        max_tools=3,
+        strategies={
+            "none": CostAwareStrategy(max_cost_per_call=-1.0),
+            "cheap": CostAwareStrategy(max_cost_per_call=0.001, inner=Raising()),
+        },
     )
+    # Nothing affordable: the fallback must not offer the catalogue instead.
     selection = await coordinator.select_for_turn(
-        "search the web", TOOLS, config={"tool_selection": {"strategy": "cheap"}}
+        "search the web with a paid index", TOOLS, config={"tool_selection": {"strategy": "none"}}
     )
-    assert selection.fallback and selection.tools[0].name == "web_search"
+    assert selection.fallback and selection.tools == [] and selection.used == "none"
+    assert "allows no tool" in selection.error
+    # The strategy fails: the built-in ranks the affordable tools only (pinned ones too).
+    config = {"tool_selection": {"strategy": "cheap", "pinned": ["premium_search"]}}
+    selection = await coordinator.select_for_turn(
+        "search the web with a paid index", TOOLS, config=config
+    )
+    assert selection.fallback and selection.error == "RuntimeError: ranker down"
+    assert selection.tools[0].name == "web_search" and len(selection.tools) == 3
+    assert not {"premium_search", "run_tests"} & set(names(selection.tools))
+
+
+async def test_hard_filter_applies_to_the_strategy_answer_and_fails_closed() -> None:
+    class Sloppy(IToolSelectionStrategy):
+        """Returns every tool but declares that only free ones may be offered."""
+
+        def allowed(self, tool: Tool) -> bool:
+            return tool.cost_tier == "free"
+
+        async def select_tools(self, query, available_tools, selection_coordinator):
+            return list(available_tools)
+
+    coordinator = ToolSelectionCoordinator(default_strategy=Sloppy(), max_tools=10)
+    selection = await coordinator.select_for_turn("search", TOOLS)
+    assert names(selection.tools) == ["web_search", "read_file", "plot_chart"]
+    assert selection.used == "custom" and not selection.fallback
+
+    class BrokenFilter(Sloppy):
+        def allowed(self, tool: Tool) -> bool:
+            raise KeyError(tool.name)
+
+    coordinator = ToolSelectionCoordinator(default_strategy=BrokenFilter(), max_tools=10)
+    selection = await coordinator.select_for_turn("search", TOOLS)
+    assert selection.tools == [] and selection.fallback and "allowed()" in selection.error
 
 
 async def test_embedding_domain_classifier() -> None:

@@ -51,3 +51,24 @@ def test_keyword_document_covers_name_description_and_parameters() -> None:
     assert doc.count("send Email") == 2  # the name weighs double
     for part in ("Deliver a message.", "mail", "recipient Address who"):
         assert part in doc
+
+
+def test_memo_eviction_never_leaves_a_query_unstemmed() -> None:
+    tokenizer = Tokenizer(memo_limit=3)
+    assert tokenizer("running shoes") == ["run", "shoe"]
+    # These new words push the memo past its limit: the query is still stemmed.
+    assert tokenizer("running dogs forecasts flying") == ["run", "dog", "forecast", "fli"]
+    assert len(tokenizer._cache) <= 3
+    assert tokenizer("flying dogs") == ["fli", "dog"]
+
+
+def test_one_tokenizer_serves_several_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    words = [f"{stem}{suffix}" for stem in ("walk", "jump", "play", "test") for suffix in "s"]
+    texts = [f"running {w} searching{i} {w}ing" for i, w in enumerate(words * 50)]
+    expected = [Tokenizer()(t) for t in texts]
+    shared = Tokenizer(memo_limit=16)  # small: evictions race with lookups
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(5):
+            assert list(pool.map(shared, texts)) == expected

@@ -10,6 +10,7 @@ costs one matrix-vector product.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -59,19 +60,20 @@ class SemanticIndex:
         embedder: CachedEmbedder,
         *,
         name_weight: float = DEFAULT_NAME_WEIGHT,
+        offload_min: int | None = None,
     ) -> SemanticIndex:
-        import numpy as np
-
-        texts = [description_field(t) for t in tools]
-        if name_weight > 0:
-            texts += [name_field(t) for t in tools]
-        vectors = await embedder.embed_documents(texts)
-        n = len(tools)
-        if name_weight > 0 and n:
-            matrix = (1.0 - name_weight) * vectors[:n] + name_weight * vectors[n:]
+        """Embed ``tools`` (through the cache) and fold the two fields into one matrix.
+        With more than ``offload_min`` tools the text and matrix work runs in a worker
+        thread (~25 ms at 2,000 tools), keeping the event loop free."""
+        offload = offload_min is not None and len(tools) > offload_min
+        if offload:
+            texts = await asyncio.to_thread(_field_texts, tools, name_weight)
         else:
-            matrix = vectors[:n]
-        return cls(np.ascontiguousarray(matrix, dtype=np.float32))
+            texts = _field_texts(tools, name_weight)
+        vectors = await embedder.embed_documents(texts)
+        if offload:
+            return cls(await asyncio.to_thread(_fold, vectors, len(tools), name_weight))
+        return cls(_fold(vectors, len(tools), name_weight))
 
     def scores(self, query_vector: Any) -> Any:
         import numpy as np
@@ -80,6 +82,23 @@ class SemanticIndex:
         # rest of a busy server; measured on 2 busy cores at 10,000 tools: p95 8 ms with
         # BLAS, 1.4 ms single-threaded (0.3 vs 0.6 ms median).
         return np.einsum("ij,j->i", self.matrix, query_vector)
+
+
+def _field_texts(tools: Sequence[Tool], name_weight: float) -> list[str]:
+    texts = [description_field(t) for t in tools]
+    if name_weight > 0:
+        texts += [name_field(t) for t in tools]
+    return texts
+
+
+def _fold(vectors: Any, n: int, name_weight: float) -> Any:
+    import numpy as np
+
+    if name_weight > 0 and n:
+        matrix = (1.0 - name_weight) * vectors[:n] + name_weight * vectors[n:]
+    else:
+        matrix = vectors[:n]
+    return np.ascontiguousarray(matrix, dtype=np.float32)
 
 
 class QueryEncoder:

@@ -5,6 +5,11 @@ Each is an :class:`IToolSelectionStrategy`, so it can be a coordinator's
 
     coordinator.register_strategy("cheap", CostAwareStrategy(max_cost_per_call=0.001))
     # session config: {"tool_selection": {"strategy": "cheap"}}
+
+A strategy whose rule is a hard limit (never offer these tools) declares it with an
+optional ``allowed(self, tool) -> bool`` method: the coordinator then keeps disallowed
+tools out of the offered set even when the strategy fails or returns nothing and the
+built-in fallback ranks the catalogue instead.
 """
 
 from __future__ import annotations
@@ -105,14 +110,20 @@ class CostAwareStrategy(IToolSelectionStrategy):
         # Unknown tiers count as the most expensive known one: fail closed.
         return self.tier_costs.get(tool.cost_tier, max(self.tier_costs.values(), default=0.0))
 
+    def allowed(self, tool: Tool) -> bool:
+        """The hard filter: within ``max_cost_per_call``. The coordinator applies it to
+        its fallback too, so an expensive tier is never offered, even when nothing is
+        affordable (then no tool is offered)."""
+        limit = self.max_cost_per_call
+        return limit is None or self.cost(tool) <= limit
+
     async def select_tools(
         self,
         query: str,
         available_tools: list[Tool],
         selection_coordinator: IToolSelectionCoordinator,
     ) -> list[Tool]:
-        limit = self.max_cost_per_call
-        affordable = [t for t in available_tools if limit is None or self.cost(t) <= limit]
+        affordable = [t for t in available_tools if self.allowed(t)]
         if not affordable:
             return []
         # Rank everything affordable when a budget may skip some of the best.

@@ -9,8 +9,8 @@ gets readable text instead (split name, description, parameter names).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,21 +48,43 @@ def split_identifier(text: str) -> str:
     return _CAMEL.sub(" ", _NON_WORD.sub(" ", text)).strip()
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import Stemmer  # PyStemmer: lazy, it is an optional dependency
+_LOCAL = threading.local()
 
-    return Stemmer.Stemmer("english")
+
+def _stemmer() -> Any:
+    """This thread's Snowball stemmer: PyStemmer objects are not safe to share between
+    threads, and the keyword index is built in worker threads while the loop tokenises
+    queries."""
+    stemmer = getattr(_LOCAL, "stemmer", None)
+    if stemmer is None:
+        import Stemmer  # PyStemmer: lazy, it is an optional dependency
+
+        stemmer = _LOCAL.stemmer = Stemmer.Stemmer("english")
+    return stemmer
 
 
 class Tokenizer:
     """Lower-case, split identifiers, drop stopwords, stem. Stems are memoised per word,
-    which is what keeps query tokenisation in the microseconds."""
+    which is what keeps query tokenisation in the microseconds.
 
-    def __init__(self, stopwords: Iterable[str] | None = None, *, stem: bool = True) -> None:
+    One tokenizer may serve the event loop and worker threads at once: a call reads the
+    memo, computes what is missing into its own result, and only then stores the new
+    stems (under a lock), clearing the memo when it passes ``memo_limit`` words (bounded
+    memory on adversarial input). A clear never changes a result already being built.
+    """
+
+    def __init__(
+        self,
+        stopwords: Iterable[str] | None = None,
+        *,
+        stem: bool = True,
+        memo_limit: int = 200_000,
+    ) -> None:
         self.stopwords = frozenset(STOPWORDS if stopwords is None else stopwords)
         self.stem = stem
+        self.memo_limit = memo_limit
         self._cache: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def words(self, text: str) -> list[str]:
         """The lower-cased words of ``text`` (identifiers split), stopwords kept."""
@@ -71,23 +93,34 @@ class Tokenizer:
     def __call__(self, text: str) -> list[str]:
         """The index terms of ``text``."""
         cache = self._cache
+        stopwords = self.stopwords
         out: list[str] = []
-        missing: list[str] = []
+        missing: dict[str, list[int]] = {}
         for word in self.words(text):
-            if word in self.stopwords:
+            if word in stopwords:
                 continue
             stemmed = cache.get(word)
             if stemmed is None:
-                missing.append(word)
-            out.append(word)
-        if missing and self.stem:
-            for word, stemmed in zip(missing, _stemmer().stemWords(missing), strict=True):
-                cache[word] = stemmed
-            if len(cache) > 200_000:  # bound memory on adversarial input
+                missing.setdefault(word, []).append(len(out))
+                stemmed = word
+            out.append(stemmed)
+        if missing:
+            todo = list(missing)
+            stems = _stemmer().stemWords(todo) if self.stem else todo
+            for word, stemmed in zip(todo, stems, strict=True):
+                for position in missing[word]:
+                    out[position] = stemmed
+            self._remember(todo, stems)
+        return out
+
+    def _remember(self, words: list[str], stems: list[str]) -> None:
+        limit = max(0, self.memo_limit)
+        words, stems = words[:limit], stems[:limit]
+        with self._lock:
+            cache = self._cache
+            if len(cache) + len(words) > limit:
                 cache.clear()
-        elif missing:
-            cache.update((w, w) for w in missing)
-        return [cache.get(w, w) for w in out]
+            cache.update(zip(words, stems, strict=True))
 
 
 def _param_words(tool: Tool) -> list[str]:

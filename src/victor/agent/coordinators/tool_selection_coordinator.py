@@ -12,6 +12,13 @@ Built-in rankings (all best first, capped at ``k``):
 
 Indexes are built once per catalogue and found again by identity (microseconds) or by
 content hash. ``Tool`` objects are treated as immutable: to change a tool, build a new one.
+
+A strategy may declare a hard filter, an optional method ``allowed(self, tool) -> bool``
+(``CostAwareStrategy`` has one). The coordinator then offers only tools it allows: it
+drops others from the strategy's answer, and when the strategy raises or returns nothing
+the built-in fallback ranks the allowed tools only (none allowed: nothing is offered).
+A filter that raises fails closed (nothing offered, ``error`` says why). Pinned tools
+pass through the filter too.
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from victor.protocols import IToolSelectionCoordinator, IToolSelectionStrategy, Message, Tool
 from victor.selection.hybrid import DEFAULT_ALPHA
 from victor.selection.index import IndexCache
+from victor.selection.result import ToolSelection
 from victor.selection.semantic import DEFAULT_NAME_WEIGHT
 from victor.selection.turns import config_value, previous_user_turns, with_pinned
 
@@ -46,20 +54,17 @@ __all__ = [
 ]
 
 BUILTIN_STRATEGIES = ("keyword", "semantic", "hybrid", "all")
-_BUILD_INLINE_MAX = 2000  # catalogues larger than this get their BM25 index built in a thread
 
 
-@dataclass(slots=True)
-class ToolSelection:
-    """The outcome of one selection, for the agent loop and the ``tool_selection`` event."""
+class _Outcome(NamedTuple):
+    """One selection: the tools, the ranking used, whether it fell back and why, and
+    the pool pinned tools may come from (the strategy's allowed tools)."""
 
     tools: list[Tool]
-    strategy: str
-    candidates: int
-    latency_ms: float = 0.0
-    fallback: bool = False
-    error: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    used: str
+    fallback: bool
+    error: str | None
+    pool: list[Tool]
 
 
 @dataclass(slots=True)
@@ -81,11 +86,14 @@ _IN_CUSTOM: ContextVar[bool] = ContextVar("victor_tool_selection_in_custom", def
 class ToolSelectionCoordinator(IToolSelectionCoordinator):
     """Runs the session's selection strategy over the registered tools.
 
-    With no more tools than ``max_tools`` and nothing configured, every tool is offered
-    (a few microseconds). Otherwise the session's ``tool_selection.strategy`` (a built-in
-    name or one registered with :meth:`register_strategy`), else ``default_strategy``,
-    else the built-in ``default_builtin`` ranks them. A custom strategy that raises or
-    returns nothing falls back to ``default_builtin``: logged, ``fallback=True``.
+    With no more tools than ``max_tools`` and a built-in chosen (or nothing configured),
+    every tool is offered, pinned ones first (a few microseconds: no model is loaded to
+    reorder tools that are all offered anyway). Otherwise the session's
+    ``tool_selection.strategy`` (a built-in name or one registered with
+    :meth:`register_strategy`), else ``default_strategy``, else the built-in
+    ``default_builtin`` ranks them. A custom strategy that raises or returns nothing
+    falls back to ``default_builtin`` (within its ``allowed`` filter, if it declares
+    one): logged, ``fallback=True``. :meth:`aclose` releases what selection holds open.
 
     ``embeddings`` is any :class:`IEmbeddingService` (default: the shipped MiniLM);
     ``cache_dir`` holds its document vectors (default ``Settings().data_dir /
@@ -156,10 +164,34 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
     async def warm_up(self, tools: Sequence[Tool], *, semantic: bool = True) -> None:
         """Build the indexes of ``tools`` now rather than on the first turn."""
         index = self._indexes.get(tools)
-        await asyncio.to_thread(index.keyword, **self.bm25_params)
+        await index.keyword(**self.bm25_params)
         if semantic:
             embedder, _ = self._semantic_parts()
             await index.semantic(embedder, self.name_weight)
+
+    async def aclose(self) -> None:
+        """Release what selection holds open: index builds still running, the embedding
+        cache's SQLite file and, when semantic ranking used it, the embedding service's
+        client (services with an ``aclose``; the shipped ONNX model holds nothing to
+        close). Idempotent; a later turn reopens what it needs."""
+        loop = asyncio.get_running_loop()
+        pending = [t for t in self._indexes.pending_builds() if t.get_loop() is loop]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        embedder, self._embedder, self._queries = self._embedder, None, None
+        if embedder is None:
+            return  # nothing semantic was used since the last close
+        closers = [embedder.aclose]
+        close_service = getattr(embedder.service, "aclose", None)
+        if callable(close_service):
+            closers.append(close_service)
+        for close in closers:
+            try:
+                await close()
+            except Exception:
+                logger.exception("error while closing tool selection (%r)", close)
 
     # -- the built-in rankings -----------------------------------------------------
 
@@ -182,10 +214,8 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
 
     async def _keyword_scores(self, query: str, tools: Sequence[Tool]) -> Any:
         index = self._indexes.get(tools)
-        if not index.has_keyword and index.size > _BUILD_INLINE_MAX:
-            # Tens of thousands of documents take ~1 s to index: keep the loop serving.
-            await asyncio.to_thread(index.keyword, **self.bm25_params)
-        return index.keyword(**self.bm25_params).scores(self._ranking_query(query))
+        bm25 = index.built_keyword or await index.keyword(**self.bm25_params)
+        return bm25.scores(self._ranking_query(query))
 
     async def _semantic_scores(self, query: str, tools: Sequence[Tool]) -> Any:
         embedder, queries = self._semantic_parts()
@@ -213,8 +243,14 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         self, query: str, tools: Sequence[Tool], k: int | None = None
     ) -> list[Tool]:
         """Blend of both; degrades to keyword (logged) when embeddings are unavailable."""
+        return (await self._hybrid_ranked(query, tools, k))[0]
+
+    async def _hybrid_ranked(
+        self, query: str, tools: Sequence[Tool], k: int | None = None
+    ) -> tuple[list[Tool], str]:
+        """The hybrid ranking and what produced it (``keyword`` when it degraded)."""
         if not tools:
-            return []
+            return [], "hybrid"
         from victor.selection.hybrid import blend
 
         keyword = await self._keyword_scores(query, tools)
@@ -222,10 +258,10 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
             semantic = await self._semantic_scores(query, tools)
         except Exception as exc:
             self._degraded("semantic scoring failed, using keyword only", exc)
-            return self._pick(tools, keyword, self._k(k))
+            return self._pick(tools, keyword, self._k(k)), "keyword"
         turn = _TURN.get()
         alpha = turn.alpha if turn is not None else self.hybrid_alpha
-        return self._pick(tools, blend(semantic, keyword, alpha), self._k(k))
+        return self._pick(tools, blend(semantic, keyword, alpha), self._k(k)), "hybrid"
 
     async def select_tools(
         self,
@@ -236,8 +272,7 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
     ) -> list[Tool]:
         """Rank ``tools`` with ``strategy`` (a built-in or registered name; None: the
         default), best first. A failing custom strategy falls back to the built-in."""
-        chosen, *_ = await self._run(query, list(tools), self._k(k), strategy)
-        return chosen
+        return (await self._run(query, list(tools), self._k(k), strategy)).tools
 
     # -- one turn ------------------------------------------------------------------
 
@@ -252,21 +287,51 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         """Select the tools for one turn of the agent loop."""
         start = time.perf_counter()
         cfg = (config or {}).get("tool_selection") or {}
+        if not cfg and self.default_strategy is None and len(tools) <= self.max_tools:
+            # The per-turn hot path (nothing configured, every tool fits): ~1.5 us.
+            max_tools, alpha = self.max_tools, self.hybrid_alpha
+            details = {"max_tools": max_tools, "used": "all", "hybrid_alpha": alpha}
+            elapsed = (time.perf_counter() - start) * 1000
+            return ToolSelection(
+                list(tools),
+                "all",
+                len(tools),
+                elapsed,
+                False,
+                None,
+                details,
+                "all",
+                max_tools,
+                alpha,
+            )
         name = cfg.get("strategy") if isinstance(cfg, Mapping) else None
         if name is not None:
             name = None if name == "default" else str(name)
         max_tools, problem = config_value(cfg, "max_tools", self.max_tools, int)
-        if not tools or (
-            name is None and self.default_strategy is None and len(tools) <= max_tools
-        ):
-            return ToolSelection(
-                list(tools), "all", len(tools), (time.perf_counter() - start) * 1000
-            )
         alpha, problem_alpha = config_value(cfg, "hybrid_alpha", self.hybrid_alpha, float)
         for message in (problem, problem_alpha):
             if message:
                 self._warn_once(message)
         pinned = [str(p) for p in (cfg.get("pinned") or ())] if isinstance(cfg, Mapping) else []
+        builtin = name in BUILTIN_STRATEGIES or (name is None and self.default_strategy is None)
+        if not tools or (builtin and len(tools) <= max_tools):
+            # Every tool fits and a built-in would only reorder them: offer them all.
+            chosen = list(tools)
+            if pinned:
+                chosen = with_pinned(chosen, chosen, pinned, max_tools, everything=True)
+            details = {"max_tools": max_tools, "used": "all", "hybrid_alpha": alpha}
+            if pinned:
+                details["pinned"] = pinned
+            return ToolSelection(
+                tools=chosen,
+                strategy=name or "all",
+                candidates=len(tools),
+                latency_ms=(time.perf_counter() - start) * 1000,
+                details=details,
+                used="all",
+                max_tools=max_tools,
+                hybrid_alpha=alpha,
+            )
         previous = previous_user_turns(
             query, history, turns=self.context_turns, short_query_words=self.short_query_words
         )
@@ -274,14 +339,13 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         turn = _Turn(max_tools, alpha, query, ranking_query)
         token = _TURN.set(turn)
         try:
-            chosen, used, fallback, error = await self._run(query, list(tools), max_tools, name)
+            outcome = await self._run(query, list(tools), max_tools, name)
         finally:
             _TURN.reset(token)
+        chosen, used, fallback, error = outcome.tools, outcome.used, outcome.fallback, outcome.error
         if pinned:
-            chosen = with_pinned(chosen, tools, pinned, max_tools, everything=used == "all")
-        details: dict[str, Any] = {"max_tools": max_tools, "used": used}
-        if used == "hybrid":
-            details["hybrid_alpha"] = alpha
+            chosen = with_pinned(chosen, outcome.pool, pinned, max_tools, everything=used == "all")
+        details: dict[str, Any] = {"max_tools": max_tools, "used": used, "hybrid_alpha": alpha}
         if previous:
             details["context_turns"] = len(previous)
         if pinned:
@@ -296,19 +360,20 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
             else self.default_builtin
         )
         return ToolSelection(
-            chosen,
-            str(label),
-            len(tools),
-            (time.perf_counter() - start) * 1000,
-            fallback,
-            error,
-            details,
+            tools=chosen,
+            strategy=str(label),
+            candidates=len(tools),
+            latency_ms=(time.perf_counter() - start) * 1000,
+            fallback=fallback,
+            error=error,
+            details=details,
+            used=used,
+            max_tools=max_tools,
+            hybrid_alpha=alpha,
         )
 
-    async def _run(
-        self, query: str, tools: list[Tool], k: int, name: str | None
-    ) -> tuple[list[Tool], str, bool, str | None]:
-        """(tools, strategy used, fell back?, error) for one selection."""
+    async def _run(self, query: str, tools: list[Tool], k: int, name: str | None) -> _Outcome:
+        """One selection by the named (else the default) strategy, with its fallbacks."""
         custom: IToolSelectionStrategy | None = None
         builtin = None
         if name is not None and name != "default":
@@ -321,31 +386,46 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
                 self._warn_once(f"unknown tool selection strategy {name!r}; using the default")
         if builtin is None and custom is None and not _IN_CUSTOM.get():
             custom = self.default_strategy
-        if custom is not None:
-            try:
-                chosen = await self._run_custom(custom, query, tools)
-            except Exception as exc:
-                label = self._strategy_label(custom)
-                logger.warning(
-                    "tool selection strategy %s failed, using %s: %r",
-                    label,
-                    self.default_builtin,
-                    exc,
-                )
-                error: str | None = f"{type(exc).__name__}: {exc}"
-            else:
-                if chosen:
-                    return chosen[:k], "custom", False, None
-                logger.warning(
-                    "tool selection strategy %s chose no tool, using %s",
-                    self._strategy_label(custom),
-                    self.default_builtin,
-                )
-                error = "strategy returned no tools"
-            ranked, used = await self._run_builtin(self.default_builtin, query, tools, k)
-            return ranked, used, True, error
-        ranked, used = await self._run_builtin(builtin or self.default_builtin, query, tools, k)
-        return ranked, used, False, None
+        if custom is None:
+            ranked, used = await self._run_builtin(builtin or self.default_builtin, query, tools, k)
+            return _Outcome(ranked, used, False, None, tools)
+        return await self._run_strategy(custom, query, tools, k)
+
+    async def _run_strategy(
+        self, custom: IToolSelectionStrategy, query: str, tools: list[Tool], k: int
+    ) -> _Outcome:
+        """A custom strategy, its hard filter enforced; falls back to the built-in (over
+        the allowed tools) when it raises or returns nothing."""
+        label = self._strategy_label(custom)
+        allowed = getattr(custom, "allowed", None)
+        allowed = allowed if callable(allowed) else None
+        try:
+            pool = [t for t in tools if allowed(t)] if allowed else tools
+        except Exception as exc:
+            message = f"{label}.allowed() failed, offering no tool: {type(exc).__name__}: {exc}"
+            logger.warning(message)
+            return _Outcome([], "none", True, message, [])
+        error: str | None
+        try:
+            chosen = await self._run_custom(custom, query, tools)
+            if allowed:
+                chosen = [t for t in chosen if allowed(t)]
+        except Exception as exc:
+            logger.warning(
+                "tool selection strategy %s failed, using %s: %r", label, self.default_builtin, exc
+            )
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            if chosen:
+                return _Outcome(chosen[:k], "custom", False, None, pool)
+            logger.warning(
+                "tool selection strategy %s chose no tool, using %s", label, self.default_builtin
+            )
+            error = "strategy returned no tools"
+        if not pool:
+            return _Outcome([], "none", True, f"{error}; its allowed() filter allows no tool", [])
+        ranked, used = await self._run_builtin(self.default_builtin, query, pool, k)
+        return _Outcome(ranked, used, True, error, pool)
 
     async def _run_custom(
         self, strategy: IToolSelectionStrategy, query: str, tools: list[Tool]
@@ -373,12 +453,10 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         """A built-in ranking, stepping down to keyword, then catalogue order, on error."""
         if name == "all":
             return list(tools), "all"
-        rank = {
-            "keyword": self._keyword_selection,
-            "semantic": self._semantic_selection,
-            "hybrid": self._hybrid_selection,
-        }[name]
         try:
+            if name == "hybrid":
+                return await self._hybrid_ranked(query, tools, k)
+            rank = self._keyword_selection if name == "keyword" else self._semantic_selection
             return await rank(query, tools, k), name
         except Exception as exc:
             self._degraded(f"{name} selection failed", exc)

@@ -135,10 +135,12 @@ class CachedEmbedder:
         cache_dir: str | Path | bool | None = None,
         *,
         memory_limit: int = 100_000,
+        offload_min: int = 200,
     ) -> None:
         self.service = service
         self.model_id = service_cache_id(service)
         self.memory_limit = memory_limit
+        self.offload_min = offload_min
         self._memory: dict[bytes, Any] = {}
         self.disk: EmbeddingCache | None = None
         if cache_dir is not False:
@@ -151,18 +153,21 @@ class CachedEmbedder:
         self.embedded_texts = 0
 
     async def embed_documents(self, texts: Sequence[str]) -> Any:
-        """A float32 array (len(texts), dim) of unit vectors."""
+        """A float32 array (len(texts), dim) of unit vectors. Above ``offload_min`` texts
+        the hashing and stacking run in a worker thread (the loop keeps serving)."""
         import numpy as np
 
         dim = int(self.service.dimension or 0)
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
-        keys = [text_key(t) for t in texts]
+        offload = len(texts) > self.offload_min
+        keys = await asyncio.to_thread(_keys, texts) if offload else _keys(texts)
         memory = self._memory
         resolved = {k: memory[k] for k in dict.fromkeys(keys) if k in memory}
         missing = [k for k in dict.fromkeys(keys) if k not in resolved]
-        if missing and self.disk is not None and dim:
-            from_disk = await asyncio.to_thread(self.disk.get_many, missing, dim)
+        disk = self.disk
+        if missing and disk is not None and dim:
+            from_disk = await asyncio.to_thread(disk.get_many, missing, dim)
             resolved.update(from_disk)
             self._remember(from_disk)
             missing = [k for k in missing if k not in resolved]
@@ -176,16 +181,35 @@ class CachedEmbedder:
             self.model_calls += 1
             self.embedded_texts += len(todo)
             fresh = dict(zip(todo.keys(), _normalise(vectors), strict=True))
-            if self.disk is not None:
-                await asyncio.to_thread(self.disk.put_many, list(fresh.items()))
+            if disk is not None:
+                await asyncio.to_thread(disk.put_many, list(fresh.items()))
             resolved.update(fresh)
             self._remember(fresh)
-        return np.stack([resolved[k] for k in keys]).astype(np.float32, copy=False)
+        if offload:
+            return await asyncio.to_thread(_stack, resolved, keys)
+        return _stack(resolved, keys)
+
+    async def aclose(self) -> None:
+        """Close the disk cache's SQLite connection (idempotent). A later call reopens
+        it, so closing a shared embedder only releases the file until it is used."""
+        disk = self.disk
+        if disk is not None:
+            await asyncio.to_thread(disk.close)
 
     def _remember(self, vectors: dict[bytes, Any]) -> None:
         if len(self._memory) + len(vectors) > self.memory_limit:
             self._memory.clear()
         self._memory.update(vectors)
+
+
+def _keys(texts: Sequence[str]) -> list[bytes]:
+    return [text_key(t) for t in texts]
+
+
+def _stack(resolved: dict[bytes, Any], keys: Sequence[bytes]) -> Any:
+    import numpy as np
+
+    return np.stack([resolved[k] for k in keys]).astype(np.float32, copy=False)
 
 
 def _normalise(vectors: Any) -> Any:

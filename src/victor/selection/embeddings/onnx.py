@@ -10,6 +10,7 @@ reference >= 0.98, mean 0.993; see ``scripts/convert_minilm.py``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -24,6 +25,19 @@ MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "all-MiniLM-L6-v
 
 # Texts embedded inline on the event loop; larger batches go to a worker thread.
 _INLINE_MAX = 4
+
+
+def _files_signature(directory: Path, names: Sequence[str]) -> str:
+    """A short digest of the files' sizes and modification times (``missing`` for a
+    file that is not there: loading will report it)."""
+    parts = []
+    for name in names:
+        try:
+            stat = (directory / name).stat()
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name}:missing")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
 class OnnxEmbeddings(IEmbeddingService):
@@ -56,9 +70,16 @@ class OnnxEmbeddings(IEmbeddingService):
         self.max_length = max_length
         self.batch_size = batch_size
         self.threads = threads or max(1, min(4, os.cpu_count() or 1))
-        self.cache_id = f"onnx:{self.model_dir.name}:{model_file}:{max_length}"
+        # Cached vectors are only valid for these exact files: the id names their size and
+        # modification time, so a re-quantised model, or another model in a folder of the
+        # same name, gets its own cache instead of stale vectors.
+        self.cache_id = (
+            f"onnx:{self.model_dir.name}:{model_file}:{max_length}:"
+            f"{_files_signature(self.model_dir, [model_file, 'tokenizer.json'])}"
+        )
         self._session: Any = None
         self._tokenizer: Any = None
+        self._inputs: set[str] = set()
         self._lock = threading.Lock()
 
     def _load(self) -> None:
@@ -81,11 +102,13 @@ class OnnxEmbeddings(IEmbeddingService):
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3
-            self._session = ort.InferenceSession(
+            session = ort.InferenceSession(
                 str(self.model_dir / self.model_file), options, providers=["CPUExecutionProvider"]
             )
-            self._inputs = {i.name for i in self._session.get_inputs()}
+            self._inputs = {i.name for i in session.get_inputs()}
             self._tokenizer = tokenizer
+            # Last: other threads take a set ``_session`` to mean "ready" without the lock.
+            self._session = session
 
     def _run(self, texts: Sequence[str]) -> Any:
         import numpy as np
