@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from victor.selection.benchmark import main  # noqa: E402
+from victor.cli.tool_benchmark import main  # noqa: E402
 
 
 def cli() -> None:

@@ -90,13 +90,18 @@ async def victor_turns(
     with tempfile.TemporaryDirectory() as data_dir:
         os.environ["VICTOR_DATA_DIR"] = data_dir
         text = AgentOrchestrator(
-            settings=Settings(), provider=ScriptedProvider(["Hello!"], cycle=True),
-            model="gpt-4o", _analytics_coordinator=coordinator(),
+            settings=Settings(),
+            provider=ScriptedProvider(["Hello!"], cycle=True),
+            model="gpt-4o",
+            _analytics_coordinator=coordinator(),
         )
         call = {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}
         with_tool = AgentOrchestrator(
-            settings=Settings(), provider=ScriptedProvider([call, "It is sunny."], cycle=True),
-            model="gpt-4o", tools=[get_weather], _analytics_coordinator=coordinator(),
+            settings=Settings(),
+            provider=ScriptedProvider([call, "It is sunny."], cycle=True),
+            model="gpt-4o",
+            tools=[get_weather],
+            _analytics_coordinator=coordinator(),
         )
 
         def session(i: int) -> str | None:
@@ -180,7 +185,9 @@ def main() -> None:
     args = parser.parse_args()
 
     report: dict[str, object] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "date": time.strftime("%Y-%m-%d"),
         "turns": args.turns,
     }
@@ -195,22 +202,35 @@ def main() -> None:
     report["import_s"] = import_time()
     report["peak_rss_mb"] = peak_memory_mb(args.turns)
 
-    print(f"{report['machine']}, {report['date']}, {args.turns} turns each, fresh session per turn")
-    print(f"{'run':34} {'text mean':>10} {'p50':>8} {'p99':>8} {'tool mean':>10} {'p50':>8} {'p99':>8}")
-    for name in ("victor", "victor_explicit_new_ids", "victor_history_100", "victor_analytics_off",
-                 "victor_null_exporter", "victor_exporter_down", "pydantic_ai"):
+    print(f"{report['machine']}, {report['date']}, {args.turns} turns each")
+    head = f"{'text mean':>10} {'p50':>8} {'p99':>8} {'tool mean':>10} {'p50':>8} {'p99':>8}"
+    print(f"{'run (microseconds)':34} {head}")
+    for name in (
+        "victor",
+        "victor_explicit_new_ids",
+        "victor_history_100",
+        "victor_analytics_off",
+        "victor_null_exporter",
+        "victor_exporter_down",
+        "pydantic_ai",
+    ):
         row = report[name]
         if not row:
             continue
         t, u = row["text"], row["tool"]
-        print(f"{name:34} {t['mean_us']:10.0f} {t['p50_us']:8.0f} {t['p99_us']:8.0f} "
-              f"{u['mean_us']:10.0f} {u['p50_us']:8.0f} {u['p99_us']:8.0f}")
+        print(
+            f"{name:34} {t['mean_us']:10.0f} {t['p50_us']:8.0f} {t['p99_us']:8.0f} "
+            f"{u['mean_us']:10.0f} {u['p50_us']:8.0f} {u['p99_us']:8.0f}"
+        )
     if peer:
         v = report["victor"]
-        print(f"Pydantic AI / Victor (mean): text {peer['text']['mean_us'] / v['text']['mean_us']:.1f}x, "
-              f"tool {peer['tool']['mean_us'] / v['tool']['mean_us']:.1f}x")
-    print(f"import victor: {report['import_s'] * 1000:.0f} ms; peak RSS of a run: "
-          f"{report['peak_rss_mb']:.0f} MB")
+        text_ratio = peer["text"]["mean_us"] / v["text"]["mean_us"]
+        tool_ratio = peer["tool"]["mean_us"] / v["tool"]["mean_us"]
+        print(f"Pydantic AI / Victor (mean): text {text_ratio:.1f}x, tool {tool_ratio:.1f}x")
+    print(
+        f"import victor: {report['import_s'] * 1000:.0f} ms; peak RSS of a run: "
+        f"{report['peak_rss_mb']:.0f} MB"
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)

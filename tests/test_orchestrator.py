@@ -560,3 +560,32 @@ async def test_an_orchestrator_survives_several_event_loops():
         thread.start()
         thread.join()
     assert results == ["a", "b"]
+
+
+async def test_tool_selection_is_reported_for_ab_analysis():
+    from victor.protocols import Tool
+
+    catalogue = [Tool(name=f"tool_{i}", description=f"does thing number {i}") for i in range(24)]
+    catalogue.append(Tool(name="get_invoice", description="Fetch an invoice by its number"))
+    exporter = CollectingExporter()
+    provider = ScriptedProvider(["done"])
+    orch = AgentOrchestrator(
+        settings=Settings(),
+        provider=provider,
+        model="m",
+        tools=catalogue,
+        _analytics_coordinator=AnalyticsCoordinator(exporters=[exporter]),
+    )
+    await orch.chat(
+        "fetch invoice 42",
+        session_id="sel",
+        tool_selection={"strategy": "keyword", "max_tools": 3},
+    )
+    await orch.aclose()
+    assert provider.calls[0]["tools"][0] == "get_invoice"
+    assert len(provider.calls[0]["tools"]) == 3
+    (event,) = exporter.of_type("tool_selection")
+    data = event.data
+    assert data["strategy"] == "keyword" and data["used"] == "keyword"
+    assert data["max_tools"] == 3 and data["candidates"] == 25
+    assert data["chosen"][0] == "get_invoice"

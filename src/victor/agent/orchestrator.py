@@ -187,6 +187,7 @@ class AgentOrchestrator:
         self.executor.close()
         for close in (
             self.session_store.aclose,
+            self.tool_selection_coordinator.aclose,
             self.analytics_coordinator.aclose,
             self.provider.aclose,
         ):
@@ -322,19 +323,8 @@ class AgentOrchestrator:
             turn.query, list(self.tools.values()), config=turn.config, history=turn.history
         )
         turn.tools = selection.tools
-        if turn.analytics and selection.strategy != "all":
-            self.analytics_coordinator.emit(
-                turn.event(
-                    "tool_selection",
-                    {
-                        "strategy": selection.strategy,
-                        "candidates": selection.candidates,
-                        "chosen": [t.name for t in selection.tools],
-                        "latency_ms": selection.latency_ms,
-                        "fallback": selection.fallback,
-                    },
-                )
-            )
+        if turn.analytics and selection.used != "all":  # "all": nothing was ranked
+            self.analytics_coordinator.emit(turn.event("tool_selection", selection.event_data()))
 
     async def _call_model(
         self, turn: Turn, messages: list[Message], streaming: bool

@@ -34,7 +34,7 @@ def tools(
 ) -> None:
     """Tool selection: Recall@1/5/10, NDCG@10 and latency of keyword, semantic and hybrid
     selection on MetaTool and LiveMCPBench, and latency at 500 and 10,000 tools."""
-    from victor.selection.benchmark import main
+    from victor.cli.tool_benchmark import main
     from victor.selection.datasets import default_data_dir
 
     folder = data or default_data_dir()
