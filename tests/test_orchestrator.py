@@ -589,3 +589,17 @@ async def test_tool_selection_is_reported_for_ab_analysis():
     assert data["strategy"] == "keyword" and data["used"] == "keyword"
     assert data["max_tools"] == 3 and data["candidates"] == 25
     assert data["chosen"][0] == "get_invoice"
+
+
+async def test_events_of_a_turn_share_a_turn_id():
+    exporter = CollectingExporter()
+    script = [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "a"}}]}, "x", "y"]
+    orch = make(script, _analytics_coordinator=AnalyticsCoordinator(exporters=[exporter]))
+    await orch.chat("one", session_id="t")
+    await orch.chat("two", session_id="t")
+    await orch.aclose()
+    turns = [e.data["turn_id"] for e in exporter.events]
+    assert len(set(turns)) == 2
+    assert turns == sorted(turns)
+    usage = exporter.of_type("token_usage")[0].data
+    assert usage["gen_ai.provider.name"] == "scripted"

@@ -63,3 +63,23 @@ def test_prices_are_versioned_and_unknown_models_unpriced():
     assert table.cost("gpt-4o", usage, at=date(2020, 1, 1)) is None
     cached = Usage(input_tokens=1_000_000, cached_input_tokens=1_000_000)
     assert table.cost("gpt-4o", cached, at=date(2025, 1, 1)) == 1.25
+
+
+def test_ids_differ_in_forked_children():
+    import os
+
+    new_event_id(), new_session_id()  # the parent has pooled randomness by now
+    children = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            os.close(read)
+            ids = " ".join([new_session_id(), *(new_event_id() for _ in range(50))])
+            os.write(write, ids.encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            children.append(set(pipe.read().split()))
+        os.waitpid(pid, 0)
+    assert not children[0] & children[1]

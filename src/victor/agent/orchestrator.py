@@ -453,6 +453,7 @@ class AgentOrchestrator:
                 "token_usage",
                 {
                     "gen_ai.request.model": model,
+                    "gen_ai.provider.name": self.provider.name,
                     "gen_ai.usage.input_tokens": usage.input_tokens,
                     "gen_ai.usage.output_tokens": usage.output_tokens,
                     "gen_ai.usage.cached_input_tokens": usage.cached_input_tokens,

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from victor.errors import ConfigError
-from victor.protocols import AnalyticsEvent, Message, Tool, Usage
+from victor.protocols import AnalyticsEvent, Message, Tool, Usage, new_event_id
 
 
 class TurnConfig(BaseModel):
@@ -85,8 +85,11 @@ class Turn:
     new_messages: list[Message] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     iterations: int = 0
+    # Ties a turn's events together (a trace of one turn, for exporters and reports).
+    turn_id: str = field(default_factory=new_event_id)
 
     def event(self, type_: str, data: dict[str, Any]) -> AnalyticsEvent:
+        data["turn_id"] = self.turn_id
         return AnalyticsEvent.trusted(
             type_, self.session_id, data, self.tenant_id, self.experiment, self.variant
         )

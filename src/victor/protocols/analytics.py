@@ -29,6 +29,16 @@ _pool = b""
 _pos = 0
 
 
+def _forget_state() -> None:
+    """A forked child must not replay its parent's randomness or id counter."""
+    global _pool, _pos, _last_ms, _seq
+    _pool, _pos, _last_ms, _seq = b"", 0, 0, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_state)
+
+
 def random_bytes(n: int) -> bytes:
     """Cryptographically random bytes, read from the OS 4 KiB at a time: one
     ``getrandom`` call costs about as much as the rest of building an event."""
