@@ -87,6 +87,9 @@ class SQLiteSessionStore(ISessionStore):
         self._lock = threading.Lock()
         self._known: BloomFilter | None = None
         self._shared_key: Path | None = None
+        # Set by the writer thread itself; cheaper to read than Thread.is_alive() on every
+        # write of the hot path.
+        self._alive = False
 
     @classmethod
     def shared(cls, path: str | Path, **options: Any) -> SQLiteSessionStore:
@@ -125,8 +128,7 @@ class SQLiteSessionStore(ISessionStore):
     async def _ensure_started(self) -> None:
         if self._closed:
             raise RuntimeError(f"the session store {self.path} is closed")
-        thread = self._thread
-        if thread is None or not thread.is_alive():
+        if not self._alive:
             await asyncio.to_thread(self._start)
 
     def _connect(self) -> sqlite3.Connection:
@@ -151,10 +153,12 @@ class SQLiteSessionStore(ISessionStore):
         except Exception as exc:
             ready.set_exception(exc)
             return
+        self._alive = True
         ready.set_result(None)
         try:
             self._serve(conn)
         finally:
+            self._alive = False
             conn.close()
 
     def _serve(self, conn: sqlite3.Connection) -> None:
