@@ -603,3 +603,24 @@ async def test_events_of_a_turn_share_a_turn_id():
     assert turns == sorted(turns)
     usage = exporter.of_type("token_usage")[0].data
     assert usage["gen_ai.provider.name"] == "scripted"
+
+
+async def test_middleware_also_guards_streams():
+    from victor.agent.coordinators import MiddlewareCoordinator
+    from victor.protocols import StreamChunk
+
+    orch = make(["streamed answer"])
+
+    async def deny_anonymous(orchestrator, func, message, session_id=None, **kwargs):
+        if session_id is None:
+            return StreamChunk(type="text", text="please sign in")
+        return None
+
+    middleware = MiddlewareCoordinator(orch)
+    middleware.add_middleware(deny_anonymous)
+    orch.stream = middleware.apply_middleware(orch.stream)
+    denied = [c async for c in orch.stream("hi")]
+    assert [c.text for c in denied] == ["please sign in"]
+    allowed = [c async for c in orch.stream("hi", session_id="known")]
+    assert allowed[-1].response.content == "streamed answer"
+    await orch.aclose()

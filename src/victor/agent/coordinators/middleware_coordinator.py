@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 __all__ = ["Middleware", "MiddlewareCoordinator"]
@@ -32,15 +33,36 @@ class MiddlewareCoordinator:
     def add_middleware(self, middleware: Middleware) -> None:
         self.middleware.append(middleware)
 
-    def apply_middleware(
-        self, func: Callable[..., Awaitable[Any]]
-    ) -> Callable[..., Awaitable[Any]]:
+    def apply_middleware(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap ``func``: a coroutine function (``chat``) or an async generator function
+        (``stream``, whose short-circuit value is yielded as its only item)."""
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def wrapped_stream(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+                result = await self._run_middleware(func, args, kwargs)
+                if result is not None:
+                    yield result
+                    return
+                async for item in func(*args, **kwargs):
+                    yield item
+
+            return wrapped_stream
+
         @functools.wraps(func)
         async def wrapped(*args: Any, **kwargs: Any) -> Any:
-            for middleware in self.middleware:  # read at call time: later additions apply
-                result = await middleware(self.orchestrator, func, *args, **kwargs)
-                if result is not None:
-                    return result
+            result = await self._run_middleware(func, args, kwargs)
+            if result is not None:
+                return result
             return await func(*args, **kwargs)
 
         return wrapped
+
+    async def _run_middleware(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        for middleware in self.middleware:  # read at call time: later additions apply
+            result = await middleware(self.orchestrator, func, *args, **kwargs)
+            if result is not None:
+                return result
+        return None
