@@ -1,0 +1,99 @@
+"""Chats keep going while the analytics database drops its connections, and every event
+of every turn arrives in PostgreSQL exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+if os.environ.get("VICTOR_REQUIRE_SERVICES") == "1":
+    import asyncpg  # required: a missing driver fails, it does not skip
+else:
+    asyncpg = pytest.importorskip("asyncpg", reason="asyncpg (the postgres extra) is missing")
+
+from helpers import CollectingExporter
+from victor import AgentOrchestrator, Settings, tool
+from victor.agent.coordinators import AnalyticsCoordinator
+from victor.analytics import PostgreSQLAnalyticsExporter
+from victor.providers import SimulatedProvider
+
+pytestmark = pytest.mark.postgres
+
+
+@tool
+async def lookup_order(order_id: str) -> str:
+    """Look an order up by its id."""
+    await asyncio.sleep(0.001)
+    return f"order {order_id}: shipped"
+
+
+async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(postgres_dsn, tmp_path):
+    schema = f"victor_chat_{uuid.uuid4().hex[:12]}"
+    app = f"victor-chat-{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_dsn, timeout=10)
+    memory = CollectingExporter()
+    exporter = PostgreSQLAnalyticsExporter(
+        postgres_dsn, schema=schema, application_name=app, max_pool_size=2
+    )
+    analytics = AnalyticsCoordinator(
+        [exporter, memory],
+        spool_dir=tmp_path / "spool",
+        batch_size=50,
+        flush_interval=0.02,
+        retry_backoff=0.01,
+        max_backoff=0.2,
+    )
+    orchestrator = AgentOrchestrator(
+        settings=Settings(),
+        provider=SimulatedProvider(seed=11, latency_ms=2, tool_call_rate=0.5),
+        model="gpt-4o-mini",
+        tools=[lookup_order],
+        _analytics_coordinator=analytics,
+    )
+    done = asyncio.Event()
+    kills = 0
+
+    async def cut_connections() -> None:
+        nonlocal kills
+        while not done.is_set():
+            await asyncio.sleep(0.05)
+            kills += len(
+                await admin.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    app,
+                )
+            )
+
+    async def conversation(n: int) -> int:
+        answered = 0
+        for turn in range(6):
+            response = await orchestrator.chat(
+                f"where is order {n}-{turn}?", session_id=f"acme:user-{n}"
+            )
+            answered += bool(response.content)
+        return answered
+
+    cutter = asyncio.create_task(cut_connections())
+    try:
+        answered = await asyncio.gather(*(conversation(n) for n in range(40)))
+        await analytics.flush()
+    finally:
+        done.set()
+        await cutter
+        await orchestrator.aclose()
+    try:
+        assert sum(answered) == 240  # no chat turn failed while the database was cut
+        assert kills >= 3  # the cuts really happened
+        rows = await admin.fetch(f'SELECT event_id FROM "{schema}".victor_analytics_events')
+        stored = [r["event_id"] for r in rows]
+        emitted = [e.event_id for e in memory.events]
+        assert len(emitted) > 240 * 3
+        assert len(stored) == len(set(stored))  # none duplicated
+        assert set(stored) == set(emitted)  # none lost
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
