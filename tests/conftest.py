@@ -52,3 +52,26 @@ def postgres_dsn() -> str:
 def redis_url() -> str:
     require_service("Redis", "127.0.0.1", 6379)
     return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def wire():
+    """The wire-protocol server (OpenAI and Anthropic), one per test module."""
+    from wire_server import WireServer
+
+    with WireServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(wire):
+    """The wire server with an empty script and no recorded requests."""
+    wire.reset()
+    return wire
+
+
+@pytest.fixture
+def sleeps():
+    from provider_kit import Sleeps
+
+    return Sleeps()

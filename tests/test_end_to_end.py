@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from typer.testing import CliRunner
 
@@ -24,18 +22,6 @@ async def get_weather(city: str) -> str:
         city: The city.
     """
     return f"18 C in {city}"
-
-
-@pytest.fixture(scope="module")
-def wire() -> Iterator[WireServer]:
-    with WireServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(wire: WireServer) -> WireServer:
-    wire.reset()
-    return wire
 
 
 def providers(server: WireServer):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
 
+from provider_kit import HELLO, WEATHER, Sleeps, collect, sent_key
 from victor.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
@@ -21,7 +22,6 @@ from victor.errors import (
     ProviderTimeoutError,
 )
 from victor.protocols.messages import Message, StreamChunk, ToolCall
-from victor.protocols.tools import Tool
 from victor.providers._retry import RetryPolicy
 from victor.providers.anthropic import AnthropicProvider
 from wire_server import (
@@ -37,37 +37,6 @@ from wire_server import (
     unauthorized,
 )
 
-WEATHER = Tool(
-    name="get_weather",
-    description="Current weather of a city.",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
-HELLO = [Message(role="user", content="Hello!")]
-
-
-class Sleeps(list[float]):
-    """An instant ``sleep`` that remembers the delays it was asked for."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture(scope="module")
-def wire() -> Iterator[WireServer]:
-    with WireServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(wire: WireServer) -> WireServer:
-    wire.reset()
-    return wire
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
 
 @pytest.fixture
 async def provider(server: WireServer, sleeps: Sleeps) -> AsyncIterator[AnthropicProvider]:
@@ -77,15 +46,6 @@ async def provider(server: WireServer, sleeps: Sleeps) -> AsyncIterator[Anthropi
         retry_policy=RetryPolicy(max_retries=3, sleep=sleeps),
     ) as p:
         yield p
-
-
-async def collect(stream: AsyncIterator[StreamChunk]) -> list[StreamChunk]:
-    return [chunk async for chunk in stream]
-
-
-def sent_key(headers: dict[str, str]) -> str:
-    """The API key as the SDK sent it: ``x-api-key`` before SDK 2.x, a bearer token now."""
-    return headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
 
 
 # -- plain calls and conversion -----------------------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
+from provider_kit import HELLO
 from victor.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
@@ -24,23 +25,9 @@ from victor.providers.fallback import FallbackProvider, FallbackRaw, default_sho
 from victor.providers.openai import OpenAIProvider
 from wire_server import Reply, Status, WireServer, rate_limited, server_error, unauthorized
 
-HELLO = [Message(role="user", content="Hello!")]
-
 
 async def no_sleep(seconds: float) -> None:
     return None
-
-
-@pytest.fixture(scope="module")
-def wire() -> Iterator[WireServer]:
-    with WireServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(wire: WireServer) -> WireServer:
-    wire.reset()
-    return wire
 
 
 class Stub(IProvider):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx2
 import openai
 import pytest
 
+from provider_kit import HELLO, WEATHER, Sleeps
 from victor.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
@@ -20,8 +21,7 @@ from victor.errors import (
     ProviderServerError,
     ProviderTimeoutError,
 )
-from victor.protocols.messages import Message, StreamChunk, ToolCall
-from victor.protocols.tools import Tool
+from victor.protocols.messages import Message, ToolCall
 from victor.providers._retry import RetryPolicy
 from victor.providers.openai import OpenAIProvider, _default_max_tokens_field, _is_openai_url
 from wire_server import (
@@ -37,37 +37,6 @@ from wire_server import (
     unauthorized,
 )
 
-WEATHER = Tool(
-    name="get_weather",
-    description="Current weather of a city.",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
-HELLO = [Message(role="user", content="Hello!")]
-
-
-class Sleeps(list[float]):
-    """An instant ``sleep`` that remembers the delays it was asked for."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture(scope="module")
-def wire() -> Iterator[WireServer]:
-    with WireServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(wire: WireServer) -> WireServer:
-    wire.reset()
-    return wire
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
 
 @pytest.fixture
 async def provider(server: WireServer, sleeps: Sleeps) -> AsyncIterator[OpenAIProvider]:
@@ -77,10 +46,6 @@ async def provider(server: WireServer, sleeps: Sleeps) -> AsyncIterator[OpenAIPr
         retry_policy=RetryPolicy(max_retries=3, sleep=sleeps),
     ) as p:
         yield p
-
-
-async def collect(stream: AsyncIterator[StreamChunk]) -> list[StreamChunk]:
-    return [chunk async for chunk in stream]
 
 
 # -- plain calls and conversion -----------------------------------------------------------

@@ -2,51 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
+from provider_kit import HELLO, WEATHER, Sleeps, collect
 from victor.errors import ProviderBadRequestError, ProviderConnectionError, ProviderResponseError
-from victor.protocols.messages import Message, StreamChunk, ToolCall
-from victor.protocols.tools import Tool
+from victor.protocols.messages import StreamChunk, ToolCall
 from victor.providers._retry import RetryPolicy
 from victor.providers.openai import OpenAIProvider
 from wire_server import Raw, Reply, WireServer, WireToolCall, server_error
 
-WEATHER = Tool(
-    name="get_weather",
-    description="Current weather of a city.",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
-HELLO = [Message(role="user", content="Hello!")]
 PARIS_AND_ROME = [
     WireToolCall("get_weather", {"city": "Paris"}, id="call_p"),
     WireToolCall("get_weather", {"city": "Rome"}, id="call_r"),
 ]
-
-
-class Sleeps(list[float]):
-    """An instant ``sleep`` that remembers the delays it was asked for."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture(scope="module")
-def wire() -> Iterator[WireServer]:
-    with WireServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(wire: WireServer) -> WireServer:
-    wire.reset()
-    return wire
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
 
 
 @pytest.fixture
@@ -57,10 +27,6 @@ async def provider(server: WireServer, sleeps: Sleeps) -> AsyncIterator[OpenAIPr
         retry_policy=RetryPolicy(max_retries=3, sleep=sleeps),
     ) as p:
         yield p
-
-
-async def collect(stream: AsyncIterator[StreamChunk]) -> list[StreamChunk]:
-    return [chunk async for chunk in stream]
 
 
 def tool_calls(chunks: list[StreamChunk]) -> list[ToolCall | None]:

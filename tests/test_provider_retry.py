@@ -9,6 +9,7 @@ from email.utils import format_datetime
 
 import pytest
 
+from provider_kit import Sleeps
 from victor.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
@@ -28,11 +29,6 @@ from victor.providers._retry import (
     parse_retry_after,
 )
 from victor.providers._sdk import parse_tool_arguments, split_options
-
-
-class Sleeps(list[float]):
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def policy(sleeps: Sleeps, **kwargs: object) -> RetryPolicy:

@@ -16,27 +16,18 @@ from typing import Any
 
 import pytest
 
+from provider_kit import HELLO, Sleeps
 from victor.errors import (
     ProviderConnectionError,
     ProviderError,
     ProviderServerError,
     ProviderTimeoutError,
 )
-from victor.protocols.messages import Message
 from victor.providers._retry import RetryPolicy
 from victor.providers._sdk import SDKProvider
 from victor.providers.anthropic import AnthropicProvider
 from victor.providers.openai import OpenAIProvider
 from wire_server import Reply, Status, WireServer, rate_limited, server_error, slow
-
-HELLO = [Message(role="user", content="Hello!")]
-
-
-class Sleeps(list[float]):
-    """An instant ``sleep`` that remembers the delays it was asked for."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def openai_at(root: str, **kwargs: Any) -> SDKProvider:
@@ -49,18 +40,6 @@ def anthropic_at(root: str, **kwargs: Any) -> SDKProvider:
 
 PROVIDERS = [pytest.param(openai_at, id="openai"), pytest.param(anthropic_at, id="anthropic")]
 Factory = Callable[..., SDKProvider]
-
-
-@pytest.fixture(scope="module")
-def wire() -> Iterator[WireServer]:
-    with WireServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(wire: WireServer) -> WireServer:
-    wire.reset()
-    return wire
 
 
 @pytest.fixture
