@@ -10,13 +10,15 @@ The exporter creates (and migrates) the schema ``victor_recipe_3`` and its table
 are batched in the background, so a slow or unreachable database never slows a chat turn:
 undelivered events wait in an on-disk spool and are sent when the database is back, even
 by the next process. ``victor analytics --db "$VICTOR_PG_DSN?schema=victor_recipe_3"``
-prints the same summary from the command line.
+prints the same summary from the command line (with ``&schema=`` when the DSN already has
+a query string, such as ``?sslmode=require``; :func:`with_params` does it right).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
 from victor.agent.orchestrator import AgentOrchestrator
@@ -27,6 +29,15 @@ from victor.tools import tool
 
 DSN = os.environ.get("VICTOR_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SCHEMA = "victor_recipe_3"
+TABLE = "victor_analytics_events"
+
+
+def with_params(dsn: str, **params: str) -> str:
+    """The DSN with query parameters set, keeping any it has (``?sslmode=require``)."""
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update(params)
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 @tool
@@ -36,7 +47,7 @@ def get_weather(city: str) -> str:
 
 
 async def main() -> None:
-    exporter = PostgreSQLAnalyticsExporter(DSN, schema=SCHEMA)
+    exporter = PostgreSQLAnalyticsExporter(DSN, schema=SCHEMA, table=TABLE)
     analytics = AnalyticsCoordinator(exporters=[exporter], batch_size=200, flush_interval=0.5)
     provider = ScriptedProvider(
         [
@@ -62,16 +73,16 @@ async def main() -> None:
             print(f"{session}: {weather.content!r} / {hello.content!r} (cost {weather.cost})")
     await orchestrator.aclose()  # flushes the analytics queue into PostgreSQL
 
-    async with AnalyticsReader.from_url(f"{DSN}?schema={SCHEMA}") as reader:
+    async with AnalyticsReader.from_url(with_params(DSN, schema=SCHEMA, table=TABLE)) as reader:
         print(f"\n{'tenant':10} {'turns':>6} {'calls':>6} {'tokens':>8} {'cost USD':>10}")
         for row in await reader.summary(since="1h", by="tenant"):
+            cost = "-" if row.cost_usd is None else f"{row.cost_usd:.6f}"  # None: unpriced
             print(
-                f"{row.label:10} {row.turns:6d} {row.requests:6d} {row.total_tokens:8d} "
-                f"{row.cost_usd:10.6f}"
+                f"{row.label:10} {row.turns:6d} {row.requests:6d} {row.total_tokens:8d} {cost:>10}"
             )
         tools = await reader.summary(since="1h", by="tool")
         for row in tools:
-            if row.key[0]:
+            if row.key[0] and row.latency_p95_ms is not None:
                 print(f"tool {row.label}: {row.tool_calls} calls, p95 {row.latency_p95_ms:.2f} ms")
     print(f"\nexporter stats: {analytics.stats.exporters}")
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from victor.analytics import (
+    AnalyticsReader,
     ConsoleAnalyticsExporter,
     JSONLAnalyticsExporter,
     SQLiteAnalyticsExporter,
@@ -211,3 +212,45 @@ def test_sample_traffic_is_realistic():
     events = list(sample_events(500, seed=2, span=timedelta(minutes=5)))
     kinds = {e.type for e in events}
     assert {"llm_request", "token_usage", "tool_call", "chat_complete"} <= kinds
+
+
+async def test_opentelemetry_exporter_drives_the_sdk_off_the_event_loop():
+    """A span processor that exports synchronously (to a slow collector) must not run on
+    the chat's loop thread."""
+    pytest.importorskip("opentelemetry.sdk")
+    import threading
+
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    from victor.analytics import OpenTelemetryAnalyticsExporter
+
+    threads: set[int] = set()
+
+    class Recording(SpanProcessor):
+        def on_end(self, span) -> None:  # type: ignore[no-untyped-def]
+            threads.add(threading.get_ident())
+
+    provider = TracerProvider()
+    provider.add_span_processor(Recording())
+    exporter = OpenTelemetryAnalyticsExporter(tracer_provider=provider)
+    result = await exporter.export(list(sample_events(50, seed=2)))
+    assert result.success and threads
+    assert threading.get_ident() not in threads
+    provider.shutdown()
+
+
+def test_recipe_3_builds_reader_urls_with_or_without_a_query_string():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "recipe_3_postgres_export.py"
+    spec = importlib.util.spec_from_file_location("recipe_3", path)
+    assert spec is not None and spec.loader is not None
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    plain = recipe.with_params("postgresql://u@h:5432/db", schema="s", table="t")
+    assert plain == "postgresql://u@h:5432/db?schema=s&table=t"
+    tls = recipe.with_params("postgresql://u@h/db?sslmode=require", schema="s")
+    assert tls == "postgresql://u@h/db?sslmode=require&schema=s"
+    reader = AnalyticsReader.from_url(recipe.with_params(tls, table="t"))
+    assert (reader.schema, reader.table) == ("s", "t") and "sslmode=require" in reader.dsn

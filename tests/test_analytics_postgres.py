@@ -187,10 +187,14 @@ async def test_database_down_then_killed_process_replayed_at_next_start(pg, tmp_
         from victor.analytics import PostgreSQLAnalyticsExporter
         from victor.protocols import AnalyticsEvent
 
+        async def refuse():
+            raise ConnectionRefusedError("the database is down")
+
         async def main():
-            down = PostgreSQLAnalyticsExporter(
-                "postgresql://postgres@127.0.0.1:1/test", schema=sys.argv[2], max_retries=0,
-                connect_timeout=1, name="pg")
+            # The same database as the next process, unreachable from this one.
+            down = PostgreSQLAnalyticsExporter(sys.argv[3], schema=sys.argv[2], max_retries=0,
+                                               name="pg")
+            down._get_pool = refuse
             coord = AnalyticsCoordinator([down], spool_dir=sys.argv[1], batch_size=100,
                                          flush_interval=0.01, max_retries=0)
             for i in range(2000):
@@ -205,7 +209,7 @@ async def test_database_down_then_killed_process_replayed_at_next_start(pg, tmp_
     )
     spool_dir = tmp_path / "spool"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, str(spool_dir), schema, stdout=subprocess.PIPE
+        sys.executable, "-c", script, str(spool_dir), schema, dsn, stdout=subprocess.PIPE
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == -signal.SIGKILL and b"spooled" in out
@@ -246,3 +250,88 @@ async def test_reader_gives_the_same_numbers_as_sqlite(pg, tmp_path):
                 assert x.latency_p95_ms == pytest.approx(y.latency_p95_ms)
         total = await pg_reader.totals("2h")
         assert total.events == 3000
+
+
+async def test_a_role_without_create_privilege_writes_to_a_migrated_table(pg):
+    """The DBA created and migrated the schema; the application role may only write:
+    an up-to-date table needs no DDL (and no CREATE on the database)."""
+    dsn, schema, conn = pg
+    from victor.analytics.exporters.postgres import migrate_postgres
+
+    role = f"victor_app_{uuid.uuid4().hex[:8]}"
+    await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        await migrate_postgres(conn, schema, TABLE)
+        await conn.execute(
+            f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"; '
+            f'GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        can_create = "SELECT has_database_privilege($1, current_database(), 'CREATE')"
+        assert not await conn.fetchval(can_create, role)  # the PostgreSQL 15 default
+        app_dsn = dsn.replace("postgres@", f"{role}@", 1)
+        exporter = PostgreSQLAnalyticsExporter(app_dsn, schema=schema, max_retries=0)
+        result = await exporter.export([event(1)])
+        await exporter.shutdown()
+        assert result.success, result.error
+        assert await counts(conn, schema) == (1, 1)
+    finally:
+        await conn.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+async def test_migrate_false_runs_no_ddl_and_a_missing_table_is_not_retried(pg, monkeypatch):
+    dsn, schema, conn = pg
+    exporter = PostgreSQLAnalyticsExporter(dsn, schema=schema, migrate=False, max_retries=3)
+    writes = 0
+    real_write = exporter._write
+
+    async def counting_write(*args):
+        nonlocal writes
+        writes += 1
+        return await real_write(*args)
+
+    monkeypatch.setattr(exporter, "_write", counting_write)
+    result = await exporter.export([event(1)])
+    assert not result.success and "configuration error" in result.error
+    assert writes == 1  # a configuration error: no retries
+    assert await conn.fetchval("SELECT to_regnamespace($1)", schema) is None  # no DDL
+    await exporter.shutdown()
+    # Once a DBA migrated it, the same settings work.
+    from victor.analytics.exporters.postgres import migrate_postgres, schema_version
+
+    await migrate_postgres(conn, schema, TABLE)
+    assert await schema_version(conn, schema, TABLE) == 2
+    again = PostgreSQLAnalyticsExporter(dsn, schema=schema, migrate=False)
+    assert (await again.export([event(2)])).success
+    await again.shutdown()
+
+
+def test_destination_and_table_names_are_checked_up_front():
+    exporter = PostgreSQLAnalyticsExporter(
+        "postgresql://app:s3cret@db.example:5433/prod?sslmode=require&password=x",
+        schema="analytics",
+    )
+    assert "s3cret" not in exporter.destination and "password" not in exporter.destination
+    assert exporter.destination == (
+        "postgresql://app@db.example:5433/prod?sslmode=require#analytics.victor_analytics_events"
+    )
+    other = PostgreSQLAnalyticsExporter("postgresql://app@db.example:5433/staging")
+    assert other.destination != exporter.destination
+    longest = "t" * 48  # + "_schema_version" = 63 characters
+    PostgreSQLAnalyticsExporter("postgresql://h/db", table=longest)
+    with pytest.raises(ValueError, match="too long"):
+        PostgreSQLAnalyticsExporter("postgresql://h/db", table=longest + "x")
+    with pytest.raises(ValueError, match="too long"):
+        SQLiteAnalyticsExporter("/tmp/never-created.db", table=longest + "x")
+
+
+async def test_reader_serves_concurrent_summaries(pg):
+    dsn, schema, _ = pg
+    exporter = PostgreSQLAnalyticsExporter(dsn, schema=schema)
+    await exporter.export(list(sample_events(500, seed=4)))
+    await exporter.shutdown()
+    async with AnalyticsReader.from_url(f"{dsn}?schema={schema}") as reader:
+        await reader.totals()  # connected: the calls below share the reader's connection(s)
+        by_model, by_tool, total = await asyncio.gather(
+            reader.summary(by="model"), reader.summary(by="tool"), reader.totals()
+        )
+    assert sum(r.events for r in by_model) == sum(r.events for r in by_tool) == total.events

@@ -62,7 +62,8 @@ async def test_summary_by_model(db):
     assert (a.latency_p50_ms, a.latency_p95_ms, a.latency_p99_ms) == (50.0, 100.0, 100.0)
     assert a.latency_avg_ms == pytest.approx(55.0)
     b = rows[("model-b",)]
-    assert b.unpriced == 2 and b.cost_usd == 0.0 and b.total_tokens == 110
+    # Nothing of model-b is priced: its cost is unknown (None), not $0.
+    assert b.unpriced == 2 and b.cost_usd is None and b.total_tokens == 110
     none = rows[(None,)]  # tool calls and errors carry no model
     assert none.tool_calls == 4 and none.errors == 2 and none.error_rate == pytest.approx(2 / 5)
 
@@ -152,3 +153,38 @@ def test_cli_prices_and_spool(tmp_path):
     assert result.exit_code == 0 and "house-model" in result.output
     result = runner.invoke(app, ["spool", "--dir", str(tmp_path / "spool")])
     assert result.exit_code == 0 and "nothing spooled" in result.output
+
+
+def test_cli_shows_an_unpriced_cost_as_unknown_not_zero(db):
+    runner = CliRunner()
+    result = runner.invoke(app, ["--db", str(db), "--json"])
+    rows = {tuple(r["key"]): r for r in json.loads(result.output)}
+    assert rows[("model-b",)]["cost_usd"] is None and rows[("model-b",)]["unpriced"] == 2
+    assert rows[("model-a",)]["cost_usd"] == pytest.approx(0.03)
+    table = runner.invoke(app, ["--db", str(db), "--by", "variant"], env={"COLUMNS": "200"})
+    [treatment] = [line for line in table.output.splitlines() if "treatment" in line]
+    assert "0.0000" not in treatment and " - " in treatment
+
+
+async def test_naive_until_is_utc_like_since(db):
+    """In a time zone ahead of UTC a naive ``until`` read as local time would end the
+    window hours early."""
+    import os
+    import time
+
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    try:
+        reader = SQLiteReader(db)
+        naive_now = datetime.now(UTC).replace(tzinfo=None)
+        aware = await reader.totals(since=naive_now - timedelta(hours=1), until=datetime.now(UTC))
+        naive = await reader.totals(since=naive_now - timedelta(hours=1), until=naive_now)
+        text = await reader.totals(since="1h", until=naive_now.isoformat())
+        assert aware.events == naive.events == text.events == 24
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()

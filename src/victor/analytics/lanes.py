@@ -1,7 +1,13 @@
 """One delivery lane per exporter: its own queue, task, retries, spool and health.
 
 Lanes are what keep exporters apart: a slow exporter only fills its own queue (which then
-spills to its own spool), a failing one only backs off its own lane.
+spills to its own spool), a failing one only backs off its own lane. Batches are tuples:
+an exporter that mutates what it is given cannot change what another exporter receives.
+
+A lane task can be cancelled at any await (``asyncio.run()`` ending, Ctrl-C): it then
+stops at once, and every event it held -- its queue, the batch in flight, batches waiting
+for the spool writer -- stays reachable through :meth:`Lane.leftovers`, which the
+coordinator writes to the spool at exit. A claimed spool segment is released untouched.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from victor.analytics.events import event_label, safe_repr_line
 from victor.analytics.spool import Segment, Spool
+from victor.analytics.spool_writer import Batch, SpoolWriter, Submit
 from victor.analytics.stats import ExporterStats
 from victor.protocols.analytics import AnalyticsEvent, ExportResult, IAnalyticsExporter
 
@@ -35,26 +43,40 @@ class LaneConfig:
     max_backoff: float = 60.0
     export_timeout: float = 30.0
     max_replay_attempts: int = 10
+    max_spool_queue: int = 100_000
 
 
-def _classify(
-    result: Any, batch: Sequence[AnalyticsEvent]
-) -> tuple[list[AnalyticsEvent], list[AnalyticsEvent], str | None]:
-    """Split a batch after an export into (rejected for good, worth retrying, error)."""
+def cancelling() -> bool:
+    """True when the current task was asked to stop: an exception caught now (an exporter
+    that turned the cancellation into an error) must not swallow the request."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _classify(result: Any, batch: Sequence[AnalyticsEvent]) -> tuple[Batch, Batch, str | None]:
+    """Split a batch after an export into (rejected for good, worth retrying, error).
+    The semantics are those documented on :class:`ExportResult`."""
     if result is None or not isinstance(result, ExportResult):
-        return [], [], None  # an exporter that returns nothing is taken at its word
+        return (), (), None  # an exporter that returns nothing is taken at its word
     if result.success and not result.failed_event_ids:
-        return [], [], None
+        return (), (), None
     rejected_ids = set(getattr(result, "rejected_event_ids", None) or ())
     failed_ids = set(result.failed_event_ids or ()) - rejected_ids
     if result.success:  # "success" means: do not retry this batch
         rejected_ids |= failed_ids
         failed_ids = set()
-    elif not failed_ids and not rejected_ids:
-        return [], list(batch), result.error or "export failed"
-    rejected = [e for e in batch if event_label(e) in rejected_ids]
-    retry = [e for e in batch if event_label(e) in failed_ids]
+    rejected = tuple(e for e in batch if event_label(e) in rejected_ids)
+    retry = tuple(e for e in batch if event_label(e) in failed_ids)
+    if not result.success and not rejected and not retry:  # no usable ids: all of it failed
+        return (), tuple(batch), result.error or "export failed"
     return rejected, retry, result.error
+
+
+def _dead_letter(spool: Spool, lines: list[str]) -> None:
+    try:
+        spool.dead_letter(lines)
+    except Exception as exc:
+        logger.error("analytics spool %s: cannot write dead letters: %s", spool.directory, exc)
 
 
 class Lane:
@@ -67,24 +89,29 @@ class Lane:
         spool: Spool | None,
         config: LaneConfig,
         run_io: RunIO,
+        submit: Submit,
     ) -> None:
         self.exporter = exporter
         self.name = name
         self.spool = spool
         self.config = config
         self._io = run_io
+        self._submit = submit
+        self.writer = (
+            SpoolWriter(spool, submit, config.max_spool_queue, name) if spool is not None else None
+        )
         self.stats = ExporterStats(name)
-        self._pending: deque[list[AnalyticsEvent]] = deque()
+        self._pending: deque[Batch] = deque()
         self._pending_events = 0
-        self._inflight: list[AnalyticsEvent] | None = None
-        self._writes: set[asyncio.Future[Any]] = set()
+        self._inflight: Batch | None = None
         self._down_until = 0.0
         self._backoff = 0.0
         self._replay_at = 0.0
         self._replay_backoff = 0.0
         self._last_drop_log = -1e9
         self._spool_dirty = spool is not None  # look at the spool at start
-        self._spool_writes = 0  # bumped by each write: a replay round may not miss one
+        self._unreplayed = False  # this lane spooled events not replayed since
+        self._spool_puts = 0  # bumped by each write: a replay round may not miss one
         self._closing = False
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -98,36 +125,52 @@ class Lane:
             self._pending.appendleft(self._inflight)
             self._inflight = None
         self._wake, self._idle = asyncio.Event(), asyncio.Event()
-        self._writes = set()
         self.task = loop.create_task(self._run(), name=f"victor-analytics:{self.name}")
 
-    def offer(self, batch: list[AnalyticsEvent]) -> None:
-        """Queue a batch, or spool it when the lane is down or its queue is full."""
-        down = self._down_until and self.spool is not None  # without a spool: keep trying
-        if down or self._pending_events + len(batch) > self.config.max_pending:
+    def offer(self, batch: Batch) -> bool:
+        """Queue a batch, or spool it when the lane is down or its queue is full.
+        Returns True when the queue was full (the batch overflowed)."""
+        down = self._down_until and self.writer is not None  # without a spool: keep trying
+        full = self._pending_events + len(batch) > self.config.max_pending
+        if down or full:
+            self.stats.overflowed += len(batch) if full else 0
             self.spool_later(batch)
-            return
+            return bool(full)
         self._pending.append(batch)
         self._pending_events += len(batch)
         self._idle.clear()
         self._wake.set()
+        return False
 
-    def spool_later(self, batch: list[AnalyticsEvent]) -> None:
-        if self.spool is None:
-            self._drop(batch, "queue full or exporter down, and no spool")
+    def spool_later(self, batch: Batch, why: str | None = None, *, force: bool = False) -> None:
+        """Hand a batch to the spool writer (never blocks); counted as dropped if it cannot
+        take it (no spool, or the disk is behind by ``max_spool_queue`` events)."""
+        if self.writer is None:
+            self._drop(batch, why or "queue full or exporter down, and no spool")
             return
-        future = asyncio.ensure_future(self._spool(batch))
-        self._writes.add(future)
-        future.add_done_callback(self._writes.discard)
+        if not self.writer.put(batch, force=force):
+            self._drop(batch, "the spool writer is behind (the disk is slower than traffic)")
+            return
+        self._spool_puts += 1
+        self._spool_dirty = self._unreplayed = True
+        self._wake.set()
+
+    async def _spool(self, events: Sequence[AnalyticsEvent], why: str | None = None) -> None:
+        """Write events to the spool now, whatever the bound, and wait until they are on
+        disk (closing: the memory is already held)."""
+        if events:
+            self.spool_later(tuple(events), why, force=True)
+        if self.writer is not None:
+            await self.writer.wait()
 
     async def wait_idle(self) -> None:
-        """Until every queued batch is delivered, rejected or spooled."""
+        """Until every queued batch is delivered, rejected or written to the spool."""
         while self._pending or self._inflight is not None:
             if self.task is None or self.task.done():
-                return
+                break
             await self._idle.wait()
-        while self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        if self.writer is not None:
+            await self.writer.wait()
 
     def close(self) -> None:
         """Finish the queue (and replay the spool if healthy), then stop."""
@@ -142,12 +185,40 @@ class Lane:
         self._pending.clear()
         self._pending_events = 0
         self._inflight = None
-        return [event for batch in batches for event in batch]
+        events = [event for batch in batches for event in batch]
+        if self.writer is not None:
+            events = self.writer.take() + events
+        return events
+
+    def mark(self) -> int:
+        """Events that did not reach the exporter so far (to compare after a flush)."""
+        stats = self.snapshot()
+        return stats.rejected + stats.dropped + stats.spooled + stats.spool_queue
+
+    def delivered(self, mark: int) -> bool:
+        """Nothing waits, nothing went elsewhere since ``mark``, nothing unreplayed."""
+        return (
+            not self._pending
+            and self._inflight is None
+            and not self._down_until
+            and not self._unreplayed
+            and self.mark() == mark
+        )
 
     def snapshot(self) -> ExporterStats:
         stats = ExporterStats(**{f: getattr(self.stats, f) for f in ExporterStats.__slots__})
         stats.pending = self._pending_events
         stats.healthy = not self._down_until
+        if self.writer is not None:
+            stats.spooled = self.writer.written
+            stats.rejected += self.writer.rejected
+            stats.dropped += self.writer.failed
+            stats.spool_queue = self.writer.queued
+            if stats.last_error is None:
+                stats.last_error = self.writer.last_error
+        if self.spool is not None:
+            stats.evicted = self.spool.evicted_events
+            stats.dropped += stats.evicted
         return stats
 
     # -- the task ---------------------------------------------------------------------
@@ -158,9 +229,9 @@ class Lane:
                 try:
                     if not await self._step():
                         return
-                except asyncio.CancelledError:
-                    raise
                 except Exception:  # a bug must not silently stop deliveries
+                    if cancelling():
+                        raise asyncio.CancelledError from None
                     logger.exception("analytics lane %s: unexpected error", self.name)
                     await asyncio.sleep(1.0)
         finally:
@@ -168,108 +239,92 @@ class Lane:
 
     async def _step(self) -> bool:
         if self._pending:
-            if self._down_until and self.spool is not None:
-                for batch in self.leftovers_pending():
-                    await self._spool(batch)
+            if self._down_until and self.writer is not None:
+                while self._pending:  # no await in between: nothing is held elsewhere
+                    batch = self._pending.popleft()
+                    self._pending_events -= len(batch)
+                    self.spool_later(batch)
                 return True
             batch = self._pending.popleft()
-            self._inflight = batch
+            self._inflight = batch  # until delivered: leftovers() finds it if cancelled
             left, error = await self._deliver(batch)
             self._inflight = None
             self._pending_events -= len(batch)
             if left:
                 self.stats.failed_batches += 1
                 self._mark_down(error)
-                if self.spool is not None:
-                    await self._spool(left)
-                else:
-                    self._drop(left, error or "export failed")
+                self.spool_later(left, error or "export failed")
             return True
         if self._closing:  # last chance in this process: probe even a lane that is down
             if self._spool_dirty:
                 await self._replay()
             return False
         self._idle.set()
-        timeout = None
-        if self._spool_dirty:
+        if not self._spool_dirty:
+            await self._wake.wait()
+        else:
             timeout = max(0.0, max(self._down_until, self._replay_at) - time.monotonic())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
         self._wake.clear()
         due = time.monotonic() >= max(self._down_until, self._replay_at)
         if not self._pending and self._spool_dirty and due:
             await self._replay()
         return True
 
-    def leftovers_pending(self) -> list[list[AnalyticsEvent]]:
-        batches = list(self._pending)
-        self._pending.clear()
-        self._pending_events = 0
-        return batches
-
-    async def _deliver(
-        self, events: list[AnalyticsEvent], retries: int | None = None
-    ) -> tuple[list[AnalyticsEvent], str | None]:
-        """Export with retries; returns what is still undelivered and the last error."""
-        remaining, error = events, None
+    async def _deliver(self, events: Batch, retries: int | None = None) -> tuple[Batch, str | None]:
+        """Export with retries. Returns what is left because the exporter looks down
+        (nothing went through), and the last error. Events that an exporter which works
+        (it took the rest of the batch) keeps refusing are dead-lettered after the retries,
+        without marking the lane down."""
+        remaining, error, progressed = events, None, False
         attempts = self.config.max_retries if retries is None else retries
         for attempt in range(attempts + 1):
             if attempt:
                 self.stats.retries += 1
                 delay = min(self.config.max_backoff, self.config.retry_backoff * 2 ** (attempt - 1))
                 await asyncio.sleep(delay * (0.5 + random.random()))
+            deadline = asyncio.timeout(self.config.export_timeout)
             try:
-                result = await asyncio.wait_for(
-                    self.exporter.export(remaining), self.config.export_timeout
-                )
-            except TimeoutError:
-                error = f"export timed out after {self.config.export_timeout}s"
-                continue
+                async with deadline:
+                    result = await self.exporter.export(remaining)
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                if cancelling():  # asked to stop while the export failed: stop
+                    raise asyncio.CancelledError from exc
+                if deadline.expired():
+                    error = f"export timed out after {self.config.export_timeout}s"
+                else:
+                    error = f"{type(exc).__name__}: {exc}"
                 continue
             rejected, retry, error = _classify(result, remaining)
-            self.stats.exported += len(remaining) - len(rejected) - len(retry)
+            delivered = len(remaining) - len(rejected) - len(retry)
+            self.stats.exported += delivered
+            progressed = progressed or delivered > 0 or bool(rejected)
             if rejected:
-                await self._reject(rejected, error)
+                self._reject(rejected, error)
             if not retry:
                 self._mark_up()
-                return [], None
+                return (), None
             remaining = retry
+        if progressed:  # the exporter is up; these events are what it refuses
+            self._mark_up()
+            self._reject(remaining, f"refused {attempts + 1} time(s): {error}")
+            return (), None
         self.stats.last_error = error
         logger.warning("analytics exporter %s failed: %s", self.name, error)
         return remaining, error
 
-    async def _reject(self, events: list[AnalyticsEvent], error: str | None) -> None:
+    def _reject(self, events: Sequence[AnalyticsEvent], error: str | None) -> None:
+        """Count and dead-letter refused events (written by the spool thread, in order)."""
         self.stats.rejected += len(events)
         logger.error(
-            "analytics exporter %s rejected %d event(s): %s",
-            self.name,
-            len(events),
-            error,
+            "analytics exporter %s rejected %d event(s): %s", self.name, len(events), error
         )
         if self.spool is not None:
             lines = [safe_repr_line(e, error or "rejected by exporter") for e in events]
-            with contextlib.suppress(Exception):
-                await self._io(self.spool.dead_letter, lines)
-
-    async def _spool(self, events: list[AnalyticsEvent]) -> None:
-        assert self.spool is not None
-        try:
-            written, rejected = await self._io(self.spool.append, events)
-        except Exception as exc:  # disk full, permissions: nothing else to do
-            logger.error("analytics spool %s: cannot write: %s", self.name, exc)
-            self._drop(events, f"spool write failed: {exc}")
-            return
-        self.note_spooled(written, len(rejected))
-
-    def note_spooled(self, written: int, rejected: int) -> None:
-        """Count a spool write (also the coordinator's, for a full queue)."""
-        self.stats.spooled += written
-        self.stats.rejected += rejected
-        self._spool_writes += 1
-        self._spool_dirty = True
-        self._wake.set()
+            with contextlib.suppress(RuntimeError):  # the spool thread is gone: exiting
+                self._submit(partial(_dead_letter, self.spool, lines))
 
     def _drop(self, events: Sequence[AnalyticsEvent], why: str) -> None:
         self.stats.dropped += len(events)
@@ -298,17 +353,17 @@ class Lane:
         """Deliver spooled segments, oldest first; stop when the exporter fails twice."""
         assert self.spool is not None
         spool = self.spool
-        writes = self._spool_writes
+        puts = self._spool_puts
         await self._io(spool.roll)
         failures = 0
-        for path in await self._io(spool.segments):
+        for path in await self._io(spool.replayable):
             segment: Segment | None = await self._io(spool.claim, path)
             if segment is None:
                 continue
             try:
                 ok = await self._replay_segment(segment)
             except BaseException:
-                await self._io(segment.release)
+                segment.release()  # no await: also when cancelled
                 raise
             if not ok:
                 failures += 1
@@ -319,7 +374,7 @@ class Lane:
             self._replay_at = time.monotonic() + self._replay_backoff
         else:
             self._replay_backoff = self._replay_at = 0.0
-            self._spool_dirty = writes != self._spool_writes
+            self._spool_dirty = self._unreplayed = puts != self._spool_puts
 
     async def _replay_segment(self, segment: Segment) -> bool:
         spool = self.spool
@@ -331,9 +386,9 @@ class Lane:
         size = self.config.batch_size
         retries = 0 if self._closing and self._down_until else None  # closing: one probe
         for start in range(0, len(events), size):
-            left, error = await self._deliver(events[start : start + size], retries)
+            left, error = await self._deliver(tuple(events[start : start + size]), retries)
             if left:
-                rest = left + events[start + size :]
+                rest = [*left, *events[start + size :]]
                 if start == 0 and len(left) == len(events[:size]):
                     await self._io(segment.failed)
                 else:  # keep only what is undelivered, so a later replay sends no duplicates
@@ -350,7 +405,7 @@ class Lane:
         dead: list[AnalyticsEvent] = []
         error = None
         for event in events:
-            left, err = await self._deliver([event], retries=0)
+            left, err = await self._deliver((event,), retries=0)
             if left:
                 dead.append(event)
                 error = err
@@ -360,6 +415,6 @@ class Lane:
             return False
         if dead:
             self.stats.buried_segments += 1
-            await self._reject(dead, f"failed {segment.attempts} replays: {error}")
+            self._reject(dead, f"failed {segment.attempts} replays: {error}")
         await self._io(segment.done)
         return True

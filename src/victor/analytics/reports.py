@@ -6,7 +6,9 @@ experiment, variant or time bucket. Percentiles are nearest-rank (``percentile_d
 both stores, so both give the same numbers for the same events.
 
 What counts: tokens and cost come from ``token_usage`` events (``unpriced`` counts those
-without a price: the cost shown then is a lower bound, never a silent $0). Latency is
+without a price: the cost shown then is a lower bound, never a silent $0; ``cost_usd`` is
+None for a group where nothing was priced). Naive datetimes are UTC, for ``since`` and
+``until`` alike. Latency is
 that of model calls when grouping by model, of tool calls by tool, of chat turns
 otherwise. ``error_rate`` = (error events + failed tool calls) / (model calls + tool calls
 + error events).
@@ -56,11 +58,22 @@ def parse_since(value: str | timedelta | datetime | None, now: datetime | None =
     if value is None:
         return now - timedelta(hours=24)
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return _utc(value)
     if isinstance(value, timedelta) or _DURATION.match(value):
         return now - parse_duration(value)
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return _utc(datetime.fromisoformat(value))
+
+
+def parse_until(value: str | datetime | None, now: datetime | None = None) -> datetime:
+    """The end of a window (exclusive): now by default, or an ISO date/time."""
+    if value is None:
+        return (now or datetime.now(UTC)) + timedelta(seconds=1)
+    return _utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def _utc(value: datetime) -> datetime:
+    """A naive datetime is UTC (never local time), as events' timestamps are."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -77,7 +90,7 @@ class SummaryRow:
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = None  # None: nothing in the group was priced
     unpriced: int = 0
     latency_avg_ms: float | None = None
     latency_p50_ms: float | None = None
@@ -108,7 +121,8 @@ _AGGREGATES = """
     SUM(CASE WHEN type = 'token_usage' THEN total_tokens END),
     SUM(CASE WHEN type = 'token_usage' THEN cost_usd END),
     SUM(CASE WHEN type = 'token_usage' AND cost_usd IS NULL THEN 1 ELSE 0 END),
-    AVG(CASE WHEN type = {lat} THEN latency_ms END)"""
+    AVG(CASE WHEN type = {lat} THEN latency_ms END),
+    COUNT(CASE WHEN type = 'token_usage' THEN cost_usd END)"""
 
 
 def _latency_type(dims: Sequence[str], latency_of: str | None) -> str:
@@ -157,7 +171,7 @@ class AnalyticsReader:
     async def summary(
         self,
         since: str | timedelta | datetime | None = "24h",
-        until: datetime | None = None,
+        until: str | datetime | None = None,
         by: str | Sequence[str] | None = "model",
         *,
         bucket: str | timedelta = "1h",
@@ -166,8 +180,7 @@ class AnalyticsReader:
         """One row per group over ``[since, until)``, most events first (time order
         when grouping by ``bucket``)."""
         dims = _dims(by)
-        start = parse_since(since)
-        end = until or datetime.now(UTC) + timedelta(seconds=1)
+        start, end = parse_since(since), parse_until(until)
         seconds = max(1, int(parse_duration(bucket).total_seconds()))
         rows = await self._query(dims, start, end, seconds, _latency_type(dims, latency_of))
         if "bucket" in dims:
@@ -178,7 +191,7 @@ class AnalyticsReader:
         return rows
 
     async def totals(
-        self, since: str | timedelta | datetime | None = "24h", until: datetime | None = None
+        self, since: str | timedelta | datetime | None = "24h", until: str | datetime | None = None
     ) -> SummaryRow:
         rows = await self.summary(since, until, by=None, latency_of="chat_complete")
         return rows[0] if rows else SummaryRow(key=())
@@ -186,7 +199,7 @@ class AnalyticsReader:
     async def timeseries(
         self,
         since: str | timedelta | datetime | None = "24h",
-        until: datetime | None = None,
+        until: str | datetime | None = None,
         bucket: str | timedelta = "1h",
     ) -> list[SummaryRow]:
         return await self.summary(since, until, by="bucket", bucket=bucket)
@@ -215,10 +228,11 @@ class AnalyticsReader:
 
     @staticmethod
     def _row(key: tuple[Any, ...], agg: Sequence[Any], pct: Sequence[Any]) -> SummaryRow:
+        priced = int(agg[12] or 0)  # COUNT(cost_usd): 0 means no cost is known, not $0
         return SummaryRow(
             key,
             *(int(v or 0) for v in agg[:9]),
-            float(agg[9] or 0.0),
+            float(agg[9] or 0.0) if priced else None,
             int(agg[10] or 0),
             None if agg[11] is None else float(agg[11]),
             *(None if v is None else float(v) for v in pct),
@@ -293,15 +307,29 @@ class SQLiteReader(AnalyticsReader):
 
 
 class PostgresReader(AnalyticsReader):
-    """Reads the PostgreSQL store through one asyncpg connection."""
+    """Reads the PostgreSQL store through a small asyncpg pool: concurrent calls (a
+    dashboard asking for several summaries at once) each get their own connection."""
 
     dialect = "postgresql"
 
-    def __init__(self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE) -> None:
+    def __init__(
+        self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE, max_size: int = 4
+    ) -> None:
         super().__init__(table)
         ident(schema)
-        self.dsn, self.schema = dsn, schema
-        self._conn: Any = None
+        self.dsn, self.schema, self.max_size = dsn, schema, max(1, max_size)
+        self._pool: Any = None
+        self._pool_lock = asyncio.Lock()
+
+    async def _get_pool(self) -> Any:
+        async with self._pool_lock:  # one pool, however many calls start at once
+            if self._pool is None:
+                import asyncpg
+
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=0, max_size=self.max_size, timeout=10
+                )
+            return self._pool
 
     def _bucket(self, seconds: int) -> str:
         return f"to_timestamp(floor(extract(epoch FROM ts) / {seconds}) * {seconds})"
@@ -311,8 +339,7 @@ class PostgresReader(AnalyticsReader):
     ) -> list[SummaryRow]:
         import asyncpg
 
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self.dsn, timeout=10)
+        pool = await self._get_pool()
         keys = self._key_exprs(dims, seconds)
         cols = [f"{expr} AS k{i}" for i, expr in enumerate(keys)]
         group = f"GROUP BY {', '.join(f'k{i}' for i in range(len(keys)))}" if keys else ""
@@ -326,7 +353,8 @@ class PostgresReader(AnalyticsReader):
             f"WHERE ts >= $1 AND ts < $2 {group}"
         )
         try:
-            records = await self._conn.fetch(sql, start, end, lat)
+            async with pool.acquire() as conn:
+                records = await conn.fetch(sql, start, end, lat)
         except asyncpg.UndefinedTableError:
             raise LookupError(f"no table {self.schema}.{self.table} in the database") from None
         result = []
@@ -340,6 +368,7 @@ class PostgresReader(AnalyticsReader):
         return result
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        async with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()

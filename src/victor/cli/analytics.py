@@ -62,6 +62,13 @@ def _fmt_ms(value: float | None) -> str:
     return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
+def _fmt_cost(value: float | None, digits: int, unpriced: int) -> str:
+    """A cost; "-" when nothing was priced (unknown, not $0), "+" when a lower bound."""
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" + ("+" if unpriced else "")
+
+
 def _fmt_int(value: int) -> str:
     return f"{value:,}"
 
@@ -127,7 +134,7 @@ def _print_summary(since: str, db: str | None, by: str, bucket: str, as_json: bo
     columns.append(
         (
             "cost USD" if wide else "USD",
-            lambda r: f"{r.cost_usd:,.{cost_digits}f}" + ("+" if r.unpriced else ""),
+            lambda r: _fmt_cost(r.cost_usd, cost_digits, r.unpriced),
         )
     )
     if wide:
@@ -206,9 +213,14 @@ def spool(
     for name, justify in (("exporter", "left"), ("segments", "right"), ("bytes", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     table.add_column("dead-letter files", justify="right")
+    table.add_column("destination", justify="left")
     for status in statuses:
         table.add_row(
-            status.name, str(status.segments), f"{status.bytes:,}", str(status.dead_files)
+            status.name,
+            str(status.segments),
+            f"{status.bytes:,}",
+            str(status.dead_files),
+            _redact(status.destination) if status.destination else "-",
         )
     Console().print(table if statuses else f"nothing spooled in {directory}")
 

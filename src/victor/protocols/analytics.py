@@ -142,7 +142,25 @@ _ALL_EVENT_FIELDS = frozenset(AnalyticsEvent.model_fields)
 
 
 class ExportResult(BaseModel):
-    """What an exporter did with one batch."""
+    """What an exporter did with one batch; the coordinator acts on it as follows.
+
+    * ``success=True``, no ``failed_event_ids``: every event was stored.
+    * ``success=True`` with ``failed_event_ids``: those events were refused for good (bad
+      data); they are not retried but written to the dead-letter file, the rest counts as
+      stored.
+    * ``success=False`` with ``failed_event_ids``: only those events failed; the others
+      were stored. When some were stored the exporter counts as working: the failed ids
+      alone are retried a bounded number of times (``max_retries``), then dead-lettered,
+      and the exporter is not marked down. When every id of the batch is listed (or the
+      ids match none of its events) it is a failure of the whole batch, as below.
+    * ``success=False`` without ``failed_event_ids``, an exception, or a timeout: nothing
+      was stored and the exporter looks down; the batch is retried, then spooled to disk,
+      the exporter backs off and later receives the spooled events again.
+
+    ``exported_count`` and ``error`` are informative (logs, stats). Returning ``None``
+    counts as full success. Exporters may receive an event twice (a retry after a lost
+    acknowledgement, a spool replay): store it once, keyed by ``event_id``.
+    """
 
     success: bool
     exported_count: int = 0
@@ -151,11 +169,18 @@ class ExportResult(BaseModel):
 
 
 class IAnalyticsExporter(ABC):
-    """Sends batches of events somewhere (a database, a file, a dashboard)."""
+    """Sends batches of events somewhere (a database, a file, a dashboard).
+
+    ``export`` runs on the chat's event loop: it must not block (run a synchronous
+    driver in a thread, or wrap the exporter in ``ThreadedExporter``). It is called with
+    one batch at a time, an immutable sequence shared with other exporters.
+    """
 
     @abstractmethod
     async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
-        """Export one batch. Return a result rather than raise where possible."""
+        """Export one batch. Return a result rather than raise where possible: a result
+        can name the events that failed (``failed_event_ids``, see :class:`ExportResult`),
+        so one bad event does not make the whole exporter look down."""
 
     async def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files; called once when analytics stop."""

@@ -5,6 +5,11 @@ a tenth of a microsecond. A background task moves events in batches to one *lane
 exporter (see :mod:`victor.analytics.lanes`), so a slow or broken exporter never slows a
 chat turn nor another exporter. What cannot be delivered yet (queue full, exporter down)
 goes to an on-disk spool and is replayed later, also by the next process that starts.
+
+Memory is bounded: ``max_queue`` events in the buffer, and per exporter ``max_queue``
+queued plus ``max_spool_queue`` (default ``max_queue``) waiting for the spool writer; past
+that (a disk slower than the traffic), events are dropped and counted. The spool of each
+exporter is bounded by ``max_spool_bytes`` (oldest segments evicted, and counted).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -26,7 +31,13 @@ from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportRe
 from victor.analytics.exporters.console import ConsoleAnalyticsExporter
 from victor.analytics.lanes import Lane, LaneConfig
 from victor.analytics.spool import Spool
-from victor.analytics.stats import AnalyticsStats, ExporterStats, lane_names
+from victor.analytics.stats import (
+    AnalyticsStats,
+    ExporterStats,
+    destination_of,
+    lane_names,
+    spool_name,
+)
 from victor.protocols.analytics import AnalyticsEvent, IAnalyticsExporter
 
 logger = logging.getLogger("victor.analytics")
@@ -43,6 +54,40 @@ __all__ = [
 _live: weakref.WeakSet[AnalyticsCoordinator] = weakref.WeakSet()
 
 
+class _Exporters(list):  # type: ignore[type-arg]
+    """The coordinator's exporters: any change flags the lanes for re-matching (by
+    identity), a cheap check on the hot path."""
+
+    changed = True
+
+
+def _flagging(name: str) -> Any:
+    method = getattr(list, name)
+
+    def changed(self: _Exporters, *args: Any) -> Any:
+        result = method(self, *args)
+        self.changed = True
+        return result
+
+    changed.__name__ = name
+    return changed
+
+
+for _name in (
+    "append",
+    "extend",
+    "insert",
+    "remove",
+    "pop",
+    "clear",
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+    "__imul__",
+):
+    setattr(_Exporters, _name, _flagging(_name))
+
+
 class AnalyticsCoordinator:
     """Batches events in the background and delivers them to every exporter.
 
@@ -54,13 +99,15 @@ class AnalyticsCoordinator:
     replays the spool and shuts the exporters down.
     """
 
+    DEFAULT_MAX_QUEUE = 100_000
+
     def __init__(
         self,
         exporters: Sequence[IAnalyticsExporter] | None = None,
         *,
         batch_size: int = 1000,
         flush_interval: float = 1.0,
-        max_queue: int = 100_000,
+        max_queue: int = DEFAULT_MAX_QUEUE,
         spool_dir: str | os.PathLike[str] | None = None,
         spool: bool = True,
         fsync: bool = True,
@@ -71,8 +118,10 @@ class AnalyticsCoordinator:
         close_timeout: float = 30.0,
         max_replay_attempts: int = 10,
         segment_bytes: int = 8 << 20,
+        max_spool_bytes: int | None = 1 << 30,
+        max_spool_queue: int | None = None,
     ) -> None:
-        self.exporters = list(exporters or [])
+        self._exporters = _Exporters(exporters or [])
         self.batch_size = max(1, batch_size)
         self.flush_interval = flush_interval
         self.max_queue = max(self.batch_size, max_queue)
@@ -80,6 +129,7 @@ class AnalyticsCoordinator:
         self.spool_dir: Path | None = None
         self._spool_wanted, self._spool_dir_arg = spool, spool_dir
         self._segment_bytes, self._fsync = segment_bytes, fsync
+        self._max_spool_bytes = max_spool_bytes
         self._config = LaneConfig(
             batch_size=self.batch_size,
             max_pending=self.max_queue,
@@ -88,12 +138,12 @@ class AnalyticsCoordinator:
             max_backoff=max_backoff,
             export_timeout=export_timeout,
             max_replay_attempts=max_replay_attempts,
+            max_spool_queue=max_spool_queue or self.max_queue,
         )
         self._executor: ThreadPoolExecutor | None = None
         self._lanes: list[Lane] = []
+        self._retired: list[Lane] = []  # lanes of exporters removed from the list
         self._buf: list[AnalyticsEvent] = []
-        # Batches that found the queue full, being written by the spool thread.
-        self._spills: list[tuple[Lane, Future[Any], int]] = []
         self._emitted = 0
         self._overflowed = 0
         self._dropped = 0
@@ -109,41 +159,69 @@ class AnalyticsCoordinator:
         self._sync_lanes()
         _live.add(self)
 
+    @property
+    def exporters(self) -> list[IAnalyticsExporter]:
+        """The exporters; append to (or change) this list to add (or remove) exporters."""
+        return self._exporters
+
+    @exporters.setter
+    def exporters(self, value: Iterable[IAnalyticsExporter]) -> None:
+        self._exporters = _Exporters(value)
+
     def _sync_lanes(self) -> None:
-        """A lane per exporter, also for exporters appended to :attr:`exporters` later."""
+        """One lane per exporter in the list, matched by identity: new exporters get a lane,
+        the lanes of removed ones finish their queue and stop."""
+        self._exporters.changed = False
         if self._closed:
             return
+        current = {id(e): e for e in self._exporters}
+        for lane in [lane for lane in self._lanes if id(lane.exporter) not in current]:
+            self._lanes.remove(lane)
+            self._retired.append(lane)
+            lane.close()
         known = {id(lane.exporter) for lane in self._lanes}
-        added = [e for e in self.exporters if id(e) not in known]
-        if not added:
-            return
+        added = [e for e in current.values() if id(e) not in known]
+        if added:
+            self._add_lanes(added)
+        order = {key: i for i, key in enumerate(current)}
+        self._lanes.sort(key=lambda lane: order[id(lane.exporter)])
+        self._enabled = bool(self._lanes)
+        if self._wake_at == 0 and self._enabled:
+            self._wake_at = 1
+
+    def _add_lanes(self, added: list[IAnalyticsExporter]) -> None:
         if self._spool_wanted and self.spool_dir is None:
             if self._spool_dir_arg is None:
                 from victor.config import Settings
 
                 self._spool_dir_arg = Settings().data_dir / "spool" / "analytics"
             self.spool_dir = Path(self._spool_dir_arg)
-        taken = [lane.name for lane in self._lanes]
+        everyone = [*self._lanes, *self._retired]
+        taken = [lane.name for lane in everyone]
+        spools = [lane.spool.directory.name for lane in everyone if lane.spool is not None]
         for exporter, name in zip(added, lane_names(added, taken), strict=True):
             lane_spool = None
             if self.spool_dir is not None and getattr(exporter, "spool", True):
+                directory = spool_name(exporter, name, spools)
+                spools.append(directory)
                 lane_spool = Spool(
-                    self.spool_dir / name, segment_bytes=self._segment_bytes, fsync=self._fsync
+                    self.spool_dir / directory,
+                    segment_bytes=self._segment_bytes,
+                    fsync=self._fsync,
+                    max_bytes=self._max_spool_bytes,
+                    destination=destination_of(exporter),
                 )
-            lane = Lane(exporter, name, lane_spool, self._config, self._run_io)
+            lane = Lane(exporter, name, lane_spool, self._config, self._run_io, self._submit)
             self._lanes.append(lane)
             if self._task is not None and self._loop is not None:
                 lane.start(self._loop)
-        self._enabled = True
-        if self._wake_at == 0:
-            self._wake_at = 1
 
     # -- the hot path -------------------------------------------------------------------
 
     @property
     def enabled(self) -> bool:
         """False when nothing would receive events: the caller need not build them."""
-        if len(self.exporters) != len(self._lanes):
+        if self._exporters.changed:
             self._sync_lanes()
         return self._enabled
 
@@ -166,61 +244,27 @@ class AnalyticsCoordinator:
     def _emit_slow(self) -> None:
         try:
             buf = self._buf
-            if len(self.exporters) != len(self._lanes):
+            if self._exporters.changed:
                 self._sync_lanes()
             if not self._lanes or self._closed:
                 n = len(buf)
                 buf.clear()
-                if self._closed and self._lanes:
+                if self._closed and (self._lanes or self._retired):
                     self._count_drop(n, "the coordinator is closed")
                 return
             if self._task is None or self._loop is not asyncio._get_running_loop():
                 self._start()
             n = len(buf)
             if n >= self.max_queue:
-                if self.spool_dir is None:  # keep what is queued, refuse the newcomer
-                    if n == self.max_queue:
-                        return
-                    buf.pop()
-                    self._overflowed += 1
-                    self._count_drop(1, "the queue is full and the spool is disabled")
-                    return
-                self._buf = []
-                self._overflowed += n
-                self._emitted += n
-                self._spill(buf)
+                # The loop is too busy to run the pump: hand the buffer to the lanes now.
+                # Each queues what fits and passes only its excess to its spool writer.
+                self._drain()
+                return
             if n >= self.batch_size and self._wakeup is not None:
                 self._wakeup.set()
                 self._wake_at = self.max_queue
         except Exception:  # never let analytics break a chat turn
             logger.exception("analytics emit failed")
-
-    def _spill(self, batch: list[AnalyticsEvent]) -> None:
-        """The queue is full: hand the batch straight to the spool thread (no loop needed,
-        nothing blocks), unless that thread is already ``10 * max_queue`` events behind."""
-        backlog = sum(n for _, future, n in self._spills if not future.done())
-        for lane in self._lanes:
-            if lane.spool is None:
-                lane._drop(batch, "the queue is full and this exporter has no spool")
-            elif backlog + len(batch) > 10 * self.max_queue:
-                lane._drop(batch, "the queue is full and the spool cannot keep up")
-            else:
-                future = self._pool().submit(lane.spool.append, batch)
-                self._spills.append((lane, future, len(batch)))
-
-    def _harvest(self) -> None:
-        """Account for finished spill writes (on the loop thread)."""
-        pending = []
-        for lane, future, n in self._spills:
-            if not future.done():
-                pending.append((lane, future, n))
-            elif future.exception() is not None:
-                lane.stats.dropped += n
-                logger.error("analytics spool %s: cannot write: %s", lane.name, future.exception())
-            else:
-                written, rejected = future.result()
-                lane.note_spooled(written, len(rejected))
-        self._spills = pending
 
     def _count_drop(self, n: int, why: str) -> None:
         self._dropped += n
@@ -254,8 +298,9 @@ class AnalyticsCoordinator:
         wakeup = self._wakeup
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), self.flush_interval)
+                with contextlib.suppress(TimeoutError):  # a cancellation is never swallowed
+                    async with asyncio.timeout(self.flush_interval):
+                        await wakeup.wait()
                 wakeup.clear()
                 self._drain()
         finally:
@@ -263,56 +308,60 @@ class AnalyticsCoordinator:
             self._wake_at = 0 if self._closed or not self._lanes else 1
 
     def _drain(self) -> None:
-        """Move the buffer (and anything that overflowed) to the lanes."""
-        if len(self.exporters) != len(self._lanes):
+        """Move the buffer to the lanes, in immutable batches shared by all lanes."""
+        if self._exporters.changed:
             self._sync_lanes()
         buf, self._buf = self._buf, []
         if self._task is not None and not self._closed:
             self._wake_at = self.batch_size
-        if self._spills:
-            self._harvest()
         if not buf:
             return
         self._emitted += len(buf)
         size = self.batch_size
         for start in range(0, len(buf), size):
-            batch = buf[start : start + size] if len(buf) > size else buf
+            batch = tuple(buf[start : start + size])
+            overflowed = False
             for lane in self._lanes:
-                lane.offer(batch)
+                overflowed = lane.offer(batch) or overflowed
+            if overflowed:
+                self._overflowed += len(batch)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="victor-analytics-spool")
         return self._executor
 
+    def _submit(self, fn: Any) -> Future[Any]:
+        """Blocking spool work, queued in order on the coordinator's own thread."""
+        return self._pool().submit(fn)
+
     async def _run_io(self, fn: Any, *args: Any) -> Any:
         """Blocking spool work, on the coordinator's own thread, never on the loop."""
         return await asyncio.get_running_loop().run_in_executor(self._pool(), partial(fn, *args))
 
-    async def _wait_spills(self) -> None:
-        if self._spills:
-            futures = [asyncio.wrap_future(f) for _, f, _ in self._spills]
-            await asyncio.gather(*futures, return_exceptions=True)
-            self._harvest()
-
     # -- control ------------------------------------------------------------------------
 
-    async def flush(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        """Deliver (or spool) everything emitted so far."""
-        if len(self.exporters) != len(self._lanes):
+    async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Deliver (or spool) everything emitted so far. True when every event emitted so
+        far reached every exporter (none spooled, dropped or rejected, none waiting in a
+        spool); False otherwise, or when ``timeout`` ran out first."""
+        if self._exporters.changed:
             self._sync_lanes()
         if not self._lanes:
             self._buf.clear()
-            return
+            return True
+        lanes = list(self._lanes)
+        marks = [lane.mark() for lane in lanes]
         if not self._closed:
             self._ensure_started()
         self._drain()
-        await self._wait_spills()
-        waits = asyncio.gather(*(lane.wait_idle() for lane in self._lanes))
         try:
-            await asyncio.wait_for(waits, timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(lane.wait_idle() for lane in lanes))
         except TimeoutError:
             logger.warning("analytics flush timed out after %ss", timeout)
+            return False
+        return all(lane.delivered(mark) for lane, mark in zip(lanes, marks, strict=True))
 
     async def aclose(self) -> None:
         """Flush, replay the spool where the exporter is up, stop, shut exporters down.
@@ -325,9 +374,9 @@ class AnalyticsCoordinator:
         self._enabled = False
         self._wake_at = 0
         self._drain()
-        await self._wait_spills()
-        tasks = [lane.task for lane in self._lanes if lane.task is not None]
-        for lane in self._lanes:
+        lanes = [*self._lanes, *self._retired]
+        tasks = [lane.task for lane in lanes if lane.task is not None]
+        for lane in lanes:
             lane.close()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.close_timeout)
@@ -338,19 +387,13 @@ class AnalyticsCoordinator:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for lane in self._lanes:
+        for lane in lanes:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(lane.wait_idle(), self.close_timeout)
-            leftovers = lane.leftovers()
-            if leftovers:
-                if lane.spool is not None:
-                    await lane._spool(leftovers)
-                else:
-                    lane._drop(leftovers, "closing before they were delivered")
+                await lane._spool(lane.leftovers(), "closing before they were delivered")
             if lane.spool is not None:
                 with contextlib.suppress(Exception):
                     await self._run_io(lane.spool.close)
-        await asyncio.gather(*(self._shutdown(lane) for lane in self._lanes))
+        await asyncio.gather(*(self._shutdown(lane) for lane in lanes))
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -358,7 +401,8 @@ class AnalyticsCoordinator:
 
     async def _shutdown(self, lane: Lane) -> None:
         try:
-            await asyncio.wait_for(lane.exporter.shutdown(), self.close_timeout)
+            async with asyncio.timeout(self.close_timeout):
+                await lane.exporter.shutdown()
         except Exception as exc:
             logger.warning("analytics exporter %s: shutdown failed: %s", lane.name, exc)
 
@@ -370,11 +414,11 @@ class AnalyticsCoordinator:
 
     @property
     def stats(self) -> AnalyticsStats:
-        exporters = {lane.name: lane.snapshot() for lane in self._lanes}
+        exporters = {lane.name: lane.snapshot() for lane in [*self._lanes, *self._retired]}
         queued = len(self._buf)
         return AnalyticsStats(
             emitted=self._emitted + queued + self._dropped,
-            queued=queued + sum(s.pending for s in exporters.values()),
+            queued=queued + sum(s.pending + s.spool_queue for s in exporters.values()),
             overflowed=self._overflowed,
             dropped=self._dropped + sum(s.dropped for s in exporters.values()),
             exporters=exporters,
@@ -385,16 +429,24 @@ class AnalyticsCoordinator:
         return self.stats.dropped
 
     def _spill_at_exit(self) -> None:
-        """The process is exiting without aclose(): keep what is in memory on disk."""
+        """The process is exiting (or the coordinator was dropped) without aclose(): keep
+        what is in memory on disk, written here and now."""
         if self._closed:
             return
+        self._closed = True
         memory, self._buf = self._buf, []
-        for lane in self._lanes:
+        for lane in [*self._lanes, *self._retired]:
             events = memory + lane.leftovers()
             if events and lane.spool is not None:
                 with contextlib.suppress(Exception):
                     lane.spool.append(events)
+            if lane.spool is not None:
+                with contextlib.suppress(Exception):
                     lane.spool.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._spill_at_exit()
 
     @classmethod
     def from_settings(cls, settings: Any = None, **kwargs: Any) -> AnalyticsCoordinator:

@@ -21,6 +21,25 @@ def ident(name: str) -> str:
     return f'"{name}"'
 
 
+#: Names derived from the table's: its indexes, its view, its migrations table.
+DERIVED_SUFFIXES = ("_ts", "_v", "_type_ts", "_schema_version")
+
+
+def check_table(table: str) -> str:
+    """Check a table name and every name derived from it (PostgreSQL truncates names
+    past 63 bytes, so a long table name would break its ``_schema_version`` table):
+    a clear error when the exporter is built, not a failure at every export."""
+    ident(table)
+    longest = max(DERIVED_SUFFIXES, key=len)
+    if len(table) + len(longest) > 63:
+        raise ValueError(
+            f"table name {table!r} is too long: {len(table)} characters, at most "
+            f"{63 - len(longest)} (the migrations table {table + longest!r} must fit "
+            "in 63 characters)"
+        )
+    return table
+
+
 def _columns(text: str, real: str, integer: str, boolean: str, ts: str, json: str) -> str:
     return f"""
         event_id {text} PRIMARY KEY,

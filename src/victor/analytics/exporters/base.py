@@ -40,14 +40,18 @@ class BatchExportResult(ExportResult):
 class BaseAnalyticsExporter(IAnalyticsExporter):
     """Subclass this to send events somewhere.
 
-    Implement :meth:`export`; return a result instead of raising where you can. Set
-    ``name`` (stable across restarts) when you run two exporters of one class: the
-    coordinator keeps a spool of undelivered events per name. Set ``spool = False`` for
-    an exporter whose events are not worth keeping when it fails (a console printer).
+    Implement :meth:`export`; return a result instead of raising where you can (see
+    :class:`ExportResult` for what ``success`` and ``failed_event_ids`` mean). Set
+    ``destination`` to where the events go (a URL without its password, a resolved path):
+    the coordinator keeps undelivered events in a spool per name and destination, and
+    never replays one destination's spool into another. Set ``name`` (stable across
+    restarts) to tell two exporters of one class apart in the stats. Set ``spool = False``
+    for an exporter whose events are not worth keeping when it fails (a console printer).
     """
 
     name: str | None = None
     spool: bool = True
+    destination: str | None = None
 
     async def shutdown(self) -> None:
         """Nothing to release by default."""
@@ -68,6 +72,7 @@ class ThreadedExporter(BaseAnalyticsExporter):
         self.exporter = exporter
         self.name = getattr(exporter, "name", None) or type(exporter).__name__
         self.spool = getattr(exporter, "spool", True)
+        self.destination = getattr(exporter, "destination", None)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -83,7 +88,7 @@ class ThreadedExporter(BaseAnalyticsExporter):
 
     async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
         future = asyncio.run_coroutine_threadsafe(
-            self.exporter.export(list(events)), self._ensure_loop()
+            self.exporter.export(tuple(events)), self._ensure_loop()
         )
         try:
             return await asyncio.wrap_future(future)

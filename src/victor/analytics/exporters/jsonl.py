@@ -26,6 +26,7 @@ class JSONLAnalyticsExporter(BaseAnalyticsExporter):
         self, path: str | os.PathLike[str], *, fsync: bool = False, name: str | None = None
     ) -> None:
         self.path = Path(path).expanduser()
+        self.destination = f"jsonl:{self.path.resolve()}"
         self.fsync = fsync
         if name:
             self.name = name

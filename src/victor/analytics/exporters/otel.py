@@ -4,12 +4,14 @@ Model calls become ``chat {model}`` client spans, tool calls ``execute_tool {too
 chat turns ``invoke_agent`` spans; token usage and durations feed the standard
 ``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration`` histograms. Spans are
 created after the fact, with start and end times taken from the event (its timestamp is
-the end, ``latency_ms`` the duration). Needs ``opentelemetry-api`` (the ``otel`` extra);
+the end, ``latency_ms`` the duration), in a worker thread so a slow SDK pipeline never
+stalls the event loop. Needs ``opentelemetry-api`` (the ``otel`` extra);
 without an SDK configured the global providers are no-ops.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -88,6 +90,11 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
         )
 
     async def export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
+        # Off the loop: the SDK's span processors may export synchronously (a
+        # SimpleSpanProcessor to a slow collector), which would stall every chat turn.
+        return await asyncio.to_thread(self._export, tuple(events))
+
+    def _export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
         rejected: list[EventEncodeError] = []
         for event in events:
             try:

@@ -11,9 +11,15 @@ import logging
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.analytics.events import COLUMNS, EventEncodeError, encode_row, split_encoded
-from victor.analytics.exporters._schema import DEFAULT_TABLE, ident, postgres_migrations
+from victor.analytics.exporters._schema import (
+    DEFAULT_TABLE,
+    check_table,
+    ident,
+    postgres_migrations,
+)
 from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
 from victor.protocols.analytics import AnalyticsEvent
 
@@ -58,19 +64,59 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def _is_config_error(exc: BaseException) -> bool:
+    """Errors a retry cannot fix: a missing database, role or privilege, a bad name."""
+    asyncpg = _asyncpg()
+    return isinstance(
+        exc,
+        ValueError
+        | asyncpg.InsufficientPrivilegeError
+        | asyncpg.InvalidCatalogNameError
+        | asyncpg.InvalidAuthorizationSpecificationError,
+    )
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password (URL or ``key=value`` form)."""
+    if "://" not in dsn:
+        return " ".join(sorted(p for p in dsn.split() if not p.startswith("password=")))
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if k != "password"))
+    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
+    return urlunsplit((scheme, netloc, parts.path, query, ""))
+
+
+async def schema_version(conn: asyncpg.Connection, schema: str, table: str) -> int | None:
+    """The migrations applied to ``schema.table``; None when it was never migrated."""
+    versions = f"{ident(schema)}.{ident(table + '_schema_version')}"
+    if await conn.fetchval("SELECT to_regclass($1)", versions) is None:
+        return None
+    return int(await conn.fetchval(f"SELECT COALESCE(MAX(version), 0) FROM {versions}"))
+
+
 async def migrate_postgres(conn: asyncpg.Connection, schema: str, table: str) -> int:
-    """Create the schema and apply the missing migrations (one process at a time)."""
+    """Apply the missing migrations (one process at a time). Reads the version first: an
+    up-to-date table needs no DDL, so a role without CREATE privileges can write to it;
+    the schema is created only when missing."""
+    check_table(table)
     versions = f"{ident(schema)}.{ident(table + '_schema_version')}"
     migrations = postgres_migrations(schema, table)
+    current = await schema_version(conn, schema, table)
+    if current is not None and current >= len(migrations):
+        return len(migrations)
     async with conn.transaction():
         lock_key = int.from_bytes(hashlib.sha1(f"{schema}.{table}".encode()).digest()[:8], "big")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key - (1 << 63))
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
-        await conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {versions} (version integer PRIMARY KEY, "
-            "applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        current = await conn.fetchval(f"SELECT COALESCE(MAX(version), 0) FROM {versions}")
+        if await conn.fetchval("SELECT to_regnamespace($1)", ident(schema)) is None:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+        if await schema_version(conn, schema, table) is None:
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {versions} (version integer PRIMARY KEY, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+        current = await schema_version(conn, schema, table) or 0
         for version, statements in enumerate(migrations, start=1):
             if version > current:
                 for statement in statements:
@@ -86,7 +132,12 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     a temporary table and moves it with ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in
     one transaction; ``"unnest"`` and ``"executemany"`` insert directly. Either way a batch
     sent twice (a retry after a lost commit acknowledgement, a spool replay) is stored once.
-    Connection errors recreate the pool and retry with exponential backoff.
+    Connection errors recreate the pool and retry with exponential backoff; configuration
+    errors (a missing database or privilege) fail at once, logged, without retries.
+
+    ``migrate=False`` never runs DDL: for a role that may only write to a table a DBA
+    created (with :func:`migrate_postgres` or ``victor``'s migrations). Even with the
+    default ``True``, an up-to-date table is only read (no CREATE privilege needed).
     """
 
     def __init__(
@@ -105,11 +156,16 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         command_timeout: float = 30.0,
         application_name: str = "victor-analytics",
         name: str | None = None,
+        migrate: bool = True,
     ) -> None:
         if method not in ("copy", "unnest", "executemany"):
             raise ValueError(f"unknown method {method!r}")
+        ident(schema)
+        check_table(table)
         self.dsn = dsn
         self.schema, self.table, self.method = schema, table, method
+        self.migrate = migrate
+        self.destination = f"{redact_dsn(dsn)}#{schema}.{table}"
         self.min_pool_size, self.max_pool_size = min_pool_size, max(1, max_pool_size)
         self.max_retries, self.retry_backoff, self.max_backoff = (
             max_retries,
@@ -156,8 +212,9 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
                     server_settings={"application_name": self.application_name},
                 )
             if not self._ready:
-                async with self._pool.acquire(timeout=self.connect_timeout) as conn:
-                    await migrate_postgres(conn, self.schema, self.table)
+                if self.migrate:
+                    async with self._pool.acquire(timeout=self.connect_timeout) as conn:
+                        await migrate_postgres(conn, self.schema, self.table)
                 self._ready = True
             return self._pool
 
@@ -192,17 +249,25 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
                 bad = await self._write_one_by_one(rows)
                 return BatchExportResult.partial(len(rows) - len(bad), [*rejected, *bad])
             except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
-                self._ready = False  # dropped under us: migrate again
                 error = exc
+                if not self.migrate:  # nobody here will create it: a configuration error
+                    break
+                self._ready = False  # dropped under us: migrate again
             except Exception as exc:
                 error = exc
+                if _is_config_error(exc):
+                    break
                 if _is_connection_error(exc):
                     await self._reset_pool()
             logger.info("postgres export attempt %d failed: %r", attempt + 1, error)
+        prefix = "PostgreSQL"
+        if error is not None and (_is_config_error(error) or not self.migrate):
+            prefix = "PostgreSQL configuration error (not retried here)"
+            logger.error("%s %s: %s: %s", prefix, self.destination, type(error).__name__, error)
         return BatchExportResult(
             success=False,
             exported_count=0,
-            error=f"PostgreSQL: {type(error).__name__}: {error}",
+            error=f"{prefix}: {type(error).__name__}: {error}",
             failed_event_ids=[row[0] for row in rows],
             rejected_event_ids=[e.event_id for e in rejected],
         )

@@ -10,7 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from victor.analytics.events import COLUMNS, encode_row, split_encoded
-from victor.analytics.exporters._schema import DEFAULT_TABLE, ident, sqlite_migrations
+from victor.analytics.exporters._schema import (
+    DEFAULT_TABLE,
+    check_table,
+    ident,
+    sqlite_migrations,
+)
 from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
 from victor.protocols.analytics import AnalyticsEvent
 
@@ -71,7 +76,8 @@ class SQLiteAnalyticsExporter(BaseAnalyticsExporter):
             path = Settings().data_dir / "analytics.db"
         self.path = Path(path).expanduser()
         self.table = table
-        ident(table)
+        check_table(table)
+        self.destination = f"sqlite:{self.path.resolve()}#{table}"
         self.timeout = timeout
         if name:
             self.name = name
