@@ -14,6 +14,33 @@ def test_event_ids_are_time_ordered_unique_uuid7():
     assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
 
 
+def test_event_ids_stay_unique_and_ordered_across_threads():
+    import sys
+    import threading
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    per_thread: list[list[str]] = []
+
+    def make() -> None:
+        per_thread.append([new_event_id() for _ in range(20_000)])
+
+    try:
+        threads = [threading.Thread(target=make) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    every = [i for ids in per_thread for i in ids]
+    assert len(set(every)) == len(every) == 80_000
+    assert all(ids == sorted(ids) for ids in per_thread)
+    for text in every[::997]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
 def test_session_ids_are_random_uuid4():
     ids = {new_session_id() for _ in range(1000)}
     assert len(ids) == 1000

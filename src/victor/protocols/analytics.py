@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -23,16 +24,22 @@ EventType = Literal[
     "feedback",
 ]
 
+_lock = threading.Lock()
 _last_ms = 0
 _seq = 0
 _pool = b""
 _pos = 0
+_hex = ""  # random hex for event ids, each 16-character slot with the variant bits set
+_hex_pos = 0
+_prefix_ms = -1
+_prefix = ""
 
 
 def _forget_state() -> None:
     """A forked child must not replay its parent's randomness or id counter."""
-    global _pool, _pos, _last_ms, _seq
-    _pool, _pos, _last_ms, _seq = b"", 0, 0, 0
+    global _lock, _pool, _pos, _hex, _hex_pos, _last_ms, _seq, _prefix_ms
+    _lock = threading.Lock()  # the parent's may have been held by another thread
+    _pool, _pos, _hex, _hex_pos, _last_ms, _seq, _prefix_ms = b"", 0, "", 0, 0, 0, -1
 
 
 if hasattr(os, "register_at_fork"):
@@ -43,35 +50,50 @@ def random_bytes(n: int) -> bytes:
     """Cryptographically random bytes, read from the OS 4 KiB at a time: one
     ``getrandom`` call costs about as much as the rest of building an event."""
     global _pool, _pos
-    if _pos + n > len(_pool):
-        _pool = os.urandom(max(4096, n))
-        _pos = 0
-    chunk = _pool[_pos : _pos + n]
-    _pos += n
+    with _lock:
+        if _pos + n > len(_pool):
+            _pool = os.urandom(max(4096, n))
+            _pos = 0
+        chunk = _pool[_pos : _pos + n]
+        _pos += n
     return chunk
 
 
+def _random_hex() -> str:
+    """4 KiB of OS randomness as hex, the RFC 9562 variant (``10``) set in the first byte
+    of every 8: each 16-character slot is the last 64 bits of an id."""
+    raw = bytearray(os.urandom(4096))
+    raw[0::8] = bytes((b & 0x3F) | 0x80 for b in raw[0::8])
+    return raw.hex()
+
+
 def new_event_id() -> str:
-    """A UUIDv7: unique, and sorting by it sorts by creation time (RFC 9562)."""
-    global _last_ms, _seq
+    """A UUIDv7: unique, and sorting by it sorts by creation time (RFC 9562).
+
+    48 bits of Unix milliseconds, a 12-bit counter for ids of the same millisecond (so the
+    ids of one process stay ordered), 62 random bits. Built from text pieces (the time
+    part is formatted once per millisecond, the random part once per 512 ids): an event
+    id is made for every analytics event, on the chat path."""
+    global _last_ms, _seq, _hex, _hex_pos, _prefix_ms, _prefix
     ms = time.time_ns() // 1_000_000
-    if ms <= _last_ms:  # same millisecond: a counter keeps ids of one process ordered
-        ms = _last_ms
-        _seq += 1
-        if _seq > 0xFFF:  # counter spent: borrow the next millisecond
-            ms += 1
+    with _lock:
+        if ms <= _last_ms:
+            ms = _last_ms
+            _seq += 1
+            if _seq > 0xFFF:  # counter spent: borrow the next millisecond
+                ms += 1
+                _seq = 0
+        else:
             _seq = 0
-    else:
-        _seq = 0
-    _last_ms = ms
-    rand = int.from_bytes(random_bytes(8), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version 7
-    value |= _seq << 64  # rand_a carries the counter
-    value |= 0b10 << 62  # RFC 4122 variant
-    value |= rand & ((1 << 62) - 1)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        _last_ms = ms
+        if ms != _prefix_ms:
+            t = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+            _prefix, _prefix_ms = f"{t[:8]}-{t[8:]}-7", ms
+        pos = _hex_pos
+        if pos + 16 > len(_hex):
+            _hex, pos = _random_hex(), 0
+        _hex_pos = pos + 16
+        return f"{_prefix}{_seq:03x}-{_hex[pos : pos + 4]}-{_hex[pos + 4 : pos + 16]}"
 
 
 def new_session_id() -> str:
