@@ -8,6 +8,12 @@ is printed.
 
     python benchmarks/turn_overhead.py [--turns 2000] [--json out.json]
 
+Two rhythms. *Saturated*: turns back to back, so the background work a turn causes (the
+analytics exporter's thread, SQLite's writer) competes with the next turn for the two cores
+and the GIL: the CPU a turn costs. *Paced* (``--gap``, default 1 ms between turns): what a
+real model's network wait gives that work room for: the latency a turn adds, the figure the
+analytics on/off comparison is about.
+
 Import time and peak memory are measured in fresh subprocesses.
 """
 
@@ -39,7 +45,9 @@ def summarise(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(turn: TurnFn, turns: int, warmup: int = 200) -> dict[str, float]:
+async def measure(
+    turn: TurnFn, turns: int, warmup: int = 200, gap: float = 0.0
+) -> dict[str, float]:
     for i in range(warmup):
         await turn(-1 - i)
     gc.collect()
@@ -49,11 +57,18 @@ async def measure(turn: TurnFn, turns: int, warmup: int = 200) -> dict[str, floa
         start = clock()
         await turn(i)
         samples.append(clock() - start)
+        if gap:
+            await asyncio.sleep(gap)
     return summarise(samples)
 
 
 async def victor_turns(
-    turns: int, *, analytics: str = "default", explicit_ids: bool = False, history: int = 0
+    turns: int,
+    *,
+    analytics: str = "default",
+    explicit_ids: bool = False,
+    history: int = 0,
+    gap: float = 0.0,
 ):
     from victor import AgentOrchestrator, Settings, tool
     from victor.agent.coordinators import AnalyticsCoordinator
@@ -114,9 +129,11 @@ async def victor_turns(
                 for s in range(100):
                     for _ in range(history // 4):
                         await orch.chat("Weather in Paris?", session_id=f"{prefix}{s}")
-        results["text"] = await measure(lambda i: text.chat("Hi!", session_id=session(i)), turns)
+        results["text"] = await measure(
+            lambda i: text.chat("Hi!", session_id=session(i)), turns, gap=gap
+        )
         results["tool"] = await measure(
-            lambda i: with_tool.chat("Weather in Paris?", session_id=session(i)), turns
+            lambda i: with_tool.chat("Weather in Paris?", session_id=session(i)), turns, gap=gap
         )
         await text.aclose()
         await with_tool.aclose()
@@ -182,6 +199,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=2000)
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument(
+        "--gap", type=float, default=0.001, help="seconds between turns in the paced runs"
+    )
     args = parser.parse_args()
 
     report: dict[str, object] = {
@@ -197,6 +217,10 @@ def main() -> None:
     report["victor_analytics_off"] = asyncio.run(victor_turns(args.turns, analytics="off"))
     report["victor_null_exporter"] = asyncio.run(victor_turns(args.turns, analytics="null"))
     report["victor_exporter_down"] = asyncio.run(victor_turns(args.turns, analytics="down"))
+    paced = {"turns": args.turns, "gap": args.gap}
+    for kind in ("off", "default", "null", "down"):
+        paced[kind] = asyncio.run(victor_turns(args.turns, analytics=kind, gap=args.gap))
+    report["paced"] = paced
     peer = asyncio.run(pydantic_ai_turns(args.turns))
     report["pydantic_ai"] = peer
     report["import_s"] = import_time()
@@ -227,6 +251,13 @@ def main() -> None:
         text_ratio = peer["text"]["mean_us"] / v["text"]["mean_us"]
         tool_ratio = peer["tool"]["mean_us"] / v["tool"]["mean_us"]
         print(f"Pydantic AI / Victor (mean): text {text_ratio:.1f}x, tool {tool_ratio:.1f}x")
+    print(f"paced ({args.gap * 1000:g} ms between turns), analytics:")
+    for kind in ("off", "default", "null", "down"):
+        t, u = paced[kind]["text"], paced[kind]["tool"]
+        print(
+            f"{kind:34} {t['mean_us']:10.0f} {t['p50_us']:8.0f} {t['p99_us']:8.0f} "
+            f"{u['mean_us']:10.0f} {u['p50_us']:8.0f} {u['p99_us']:8.0f}"
+        )
     print(
         f"import victor: {report['import_s'] * 1000:.0f} ms; peak RSS of a run: "
         f"{report['peak_rss_mb']:.0f} MB"
