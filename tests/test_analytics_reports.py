@@ -166,6 +166,17 @@ def test_cli_shows_an_unpriced_cost_as_unknown_not_zero(db):
     assert "0.0000" not in treatment and " - " in treatment
 
 
+def test_cli_shows_a_small_cost_with_significant_digits_not_as_zero():
+    from victor.cli.analytics import _fmt_cost
+
+    assert _fmt_cost(0.0042, 2, 0) == "0.0042"
+    assert _fmt_cost(0.000012345, 2, 0) == "0.000012"
+    assert _fmt_cost(0.0263, 2, 0) == "0.03"
+    assert _fmt_cost(0.0, 2, 0) == "0.00"  # priced, and free
+    assert _fmt_cost(0.004, 2, 3) == "0.0040+"  # a lower bound: some calls unpriced
+    assert _fmt_cost(None, 2, 1) == "-"
+
+
 async def test_naive_until_is_utc_like_since(db):
     """In a time zone ahead of UTC a naive ``until`` read as local time would end the
     window hours early."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +67,8 @@ def _fmt_cost(value: float | None, digits: int, unpriced: int) -> str:
     """A cost; "-" when nothing was priced (unknown, not $0), "+" when a lower bound."""
     if value is None:
         return "-"
+    if 0 < abs(value) < 10**-digits:  # a small cost is not "0.00": two significant digits
+        digits = min(8, 1 - math.floor(math.log10(abs(value))))
     return f"{value:,.{digits}f}" + ("+" if unpriced else "")
 
 
