@@ -8,11 +8,11 @@ is printed.
 
     python benchmarks/turn_overhead.py [--turns 2000] [--json out.json]
 
-Two rhythms. *Saturated*: turns back to back, so the background work a turn causes (the
-analytics exporter's thread, SQLite's writer) competes with the next turn for the two cores
-and the GIL: the CPU a turn costs. *Paced* (``--gap``, default 1 ms between turns): what a
-real model's network wait gives that work room for: the latency a turn adds, the figure the
-analytics on/off comparison is about.
+Two rhythms. *Saturated*: turns back to back (each followed by one pass of the event loop,
+timed with it), so the background work a turn causes (the analytics pipeline's tasks and
+thread, SQLite's writer) competes with the next turn for the two cores and the GIL: the
+CPU a turn costs. *Paced* (``--gap``, default 1 ms between turns): the
+room a real model's network wait gives that work.
 
 Import time and peak memory are measured in fresh subprocesses.
 """
@@ -48,14 +48,21 @@ def summarise(samples: list[float]) -> dict[str, float]:
 async def measure(
     turn: TurnFn, turns: int, warmup: int = 200, gap: float = 0.0
 ) -> dict[str, float]:
+    """Each sample is one turn plus one pass of the event loop (``sleep(0)``): a turn with
+    an instant model never suspends, and a loop that never runs its other tasks would
+    leave the work a turn hands to them (analytics batches) out of the measure, piling
+    up. A server's loop takes that pass between requests anyway. Paced runs then sleep
+    ``gap`` seconds, untimed."""
     for i in range(warmup):
         await turn(-1 - i)
+        await asyncio.sleep(0)
     gc.collect()
     samples = []
     clock = time.perf_counter
     for i in range(turns):
         start = clock()
         await turn(i)
+        await asyncio.sleep(0)
         samples.append(clock() - start)
         if gap:
             await asyncio.sleep(gap)

@@ -139,8 +139,8 @@ class AnalyticsEvent(BaseModel):
         The agent loop emits several events a turn; validating them would cost more than
         the rest of the turn's bookkeeping. Same result as the validated constructor.
         """
-        event = cls.__new__(cls)
-        object.__setattr__(
+        event = _new_object(cls)
+        _set_attr(
             event,
             "__dict__",
             {
@@ -154,13 +154,17 @@ class AnalyticsEvent(BaseModel):
                 "variant": variant,
             },
         )
-        object.__setattr__(event, "__pydantic_fields_set__", _ALL_EVENT_FIELDS)
-        object.__setattr__(event, "__pydantic_extra__", None)
-        object.__setattr__(event, "__pydantic_private__", None)
+        _FIELDS_SET.__set__(event, _ALL_EVENT_FIELDS)  # the slots BaseModel declares
+        _EXTRA.__set__(event, None)
+        _PRIVATE.__set__(event, None)
         return event
 
 
 _ALL_EVENT_FIELDS = frozenset(AnalyticsEvent.model_fields)
+_new_object, _set_attr = object.__new__, object.__setattr__
+_FIELDS_SET = vars(BaseModel)["__pydantic_fields_set__"]
+_EXTRA = vars(BaseModel)["__pydantic_extra__"]
+_PRIVATE = vars(BaseModel)["__pydantic_private__"]
 
 
 class ExportResult(BaseModel):
