@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import Field
 
@@ -58,6 +59,35 @@ class BaseAnalyticsExporter(IAnalyticsExporter):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class BlockingWriteExporter(BaseAnalyticsExporter):
+    """For exporters whose writes are blocking calls (a file, ``sqlite3``): each batch is
+    written by :meth:`_export` on one thread of the exporter's own, so batches stay in
+    order and the loop never waits on the disk; :meth:`_close` releases what that thread
+    holds, on that thread, at shutdown."""
+
+    thread_name = "victor-exporter"
+    _executor: ThreadPoolExecutor | None = None
+
+    async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.thread_name)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._export, list(events))
+
+    def _export(self, events: list[AnalyticsEvent]) -> ExportResult:
+        raise NotImplementedError
+
+    async def shutdown(self) -> None:
+        if self._executor is None:
+            return
+        executor, self._executor = self._executor, None
+        await asyncio.get_running_loop().run_in_executor(executor, self._close)
+        executor.shutdown(wait=False)
+
+    def _close(self) -> None:
+        """Release the file or connection (on the writer thread)."""
 
 
 class ThreadedExporter(BaseAnalyticsExporter):

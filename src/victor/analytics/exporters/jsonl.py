@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 from victor.analytics.events import encode_line, split_encoded
-from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
+from victor.analytics.exporters.base import BatchExportResult, BlockingWriteExporter
 from victor.protocols.analytics import AnalyticsEvent
 
 
-class JSONLAnalyticsExporter(BaseAnalyticsExporter):
+class JSONLAnalyticsExporter(BlockingWriteExporter):
     """One JSON object per line, appended to ``path``; ``fsync=True`` makes each batch
     durable before it counts as exported.
 
     A file is append-only, so an event replayed from the spool can appear twice: readers
     should de-duplicate on ``event_id`` (the databases do it themselves).
     """
+
+    thread_name = "victor-jsonl"
 
     def __init__(
         self, path: str | os.PathLike[str], *, fsync: bool = False, name: str | None = None
@@ -31,13 +30,6 @@ class JSONLAnalyticsExporter(BaseAnalyticsExporter):
         if name:
             self.name = name
         self._file: IO[bytes] | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
-        if self._executor is None:  # one thread: batches are written in order
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="victor-jsonl")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._export, list(events))
 
     def _export(self, events: list[AnalyticsEvent]) -> BatchExportResult:
         lines, rejected = split_encoded(events, encode_line)
@@ -50,13 +42,6 @@ class JSONLAnalyticsExporter(BaseAnalyticsExporter):
             if self.fsync:
                 os.fsync(self._file.fileno())
         return BatchExportResult.partial(len(lines), rejected)
-
-    async def shutdown(self) -> None:
-        if self._executor is None:
-            return
-        executor, self._executor = self._executor, None
-        await asyncio.get_running_loop().run_in_executor(executor, self._close)
-        executor.shutdown(wait=False)
 
     def _close(self) -> None:
         if self._file is not None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from victor.analytics.events import COLUMNS, encode_row, split_encoded
@@ -16,7 +13,7 @@ from victor.analytics.exporters._schema import (
     ident,
     sqlite_migrations,
 )
-from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
+from victor.analytics.exporters.base import BatchExportResult, BlockingWriteExporter
 from victor.protocols.analytics import AnalyticsEvent
 
 
@@ -55,12 +52,14 @@ def migrate_sqlite(conn: sqlite3.Connection, table: str) -> int:
     return len(migrations)
 
 
-class SQLiteAnalyticsExporter(BaseAnalyticsExporter):
+class SQLiteAnalyticsExporter(BlockingWriteExporter):
     """Stores events in a SQLite file (default ``Settings().data_dir / "analytics.db"``).
 
     Batches are inserted with one ``executemany`` per transaction in a dedicated thread;
     ``INSERT OR IGNORE`` on the ``event_id`` primary key makes replays harmless.
     """
+
+    thread_name = "victor-sqlite"
 
     def __init__(
         self,
@@ -82,17 +81,10 @@ class SQLiteAnalyticsExporter(BaseAnalyticsExporter):
         if name:
             self.name = name
         self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
         placeholders = ", ".join("?" for _ in COLUMNS)
         self._insert = (
             f"INSERT OR IGNORE INTO {ident(table)} ({', '.join(COLUMNS)}) VALUES ({placeholders})"
         )
-
-    async def export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
-        if self._executor is None:  # sqlite connections belong to one thread
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="victor-sqlite")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._export, list(events))
 
     def _export(self, events: list[AnalyticsEvent]) -> BatchExportResult:
         rows, rejected = split_encoded(events, encode_row, epoch=True)
@@ -109,13 +101,6 @@ class SQLiteAnalyticsExporter(BaseAnalyticsExporter):
                     conn.execute("ROLLBACK")
                 raise
         return BatchExportResult.partial(len(rows), rejected)
-
-    async def shutdown(self) -> None:
-        if self._executor is None:
-            return
-        executor, self._executor = self._executor, None
-        await asyncio.get_running_loop().run_in_executor(executor, self._close)
-        executor.shutdown(wait=False)
 
     def _close(self) -> None:
         if self._conn is not None:
