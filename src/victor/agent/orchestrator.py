@@ -11,7 +11,7 @@ from contextlib import aclosing
 from typing import Any
 
 from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
-from victor.agent.coordinators.config_coordinator import ConfigCoordinator, tenant_of
+from victor.agent.coordinators.config_coordinator import ConfigCoordinator
 from victor.agent.coordinators.context_coordinator import ContextCoordinator
 from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
 from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
@@ -32,6 +32,7 @@ from victor.protocols import (
     ToolResult,
 )
 from victor.protocols.analytics import new_session_id
+from victor.protocols.tenancy import tenant_of
 from victor.providers.catalog import context_window
 from victor.tools.decorator import function_tool
 from victor.tools.executor import ToolExecutor

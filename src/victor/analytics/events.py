@@ -21,6 +21,7 @@ from pathlib import PurePath
 from typing import Any
 
 from victor.protocols.analytics import AnalyticsEvent
+from victor.protocols.tenancy import tenant_of
 
 MODEL = "gen_ai.request.model"
 PROVIDER = "gen_ai.provider.name"
@@ -189,13 +190,6 @@ def encode_data(event_id: str, data: Any) -> str:
     return text
 
 
-def tenant_of(session_id: str | None) -> str | None:
-    """``tenant:session`` ids carry the tenant."""
-    if session_id and ":" in session_id:
-        return session_id.split(":", 1)[0] or None
-    return None
-
-
 def _int(value: Any) -> int | None:
     kind = type(value)
     if kind is int:
@@ -267,8 +261,8 @@ def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
     data_json = encode_data(event_id, raw)
     data: dict[str, Any] = raw or {}
     get = data.get
-    if tenant_id is None and session_id and ":" in session_id:
-        tenant_id = session_id.split(":", 1)[0] or None
+    if tenant_id is None:
+        tenant_id = tenant_of(session_id)
     if experiment is None:
         experiment = _str(get("experiment"))
     if variant is None:

@@ -33,9 +33,14 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
 
-    # Conversations
-    session_store: Literal["sqlite", "memory"] = "sqlite"
+    # Conversations: "sqlite" (a file in data_dir), "memory", or a PostgreSQL DSN
+    # (postgresql://user@host:5432/db) for several processes or hosts.
+    session_store: str = "sqlite"
     session_db_path: Path | None = None  # default: <data_dir>/sessions.db
+    # "sync": a turn returns once its history is committed (survives a crash of the
+    # process). "async": turns return before the commit (write-behind, a little faster);
+    # a crash loses the turns not yet written.
+    session_durability: Literal["sync", "async"] = "sync"
 
     # Model calls
     # None: the provider's own default (OpenAI gpt-4o-mini, Anthropic claude-sonnet-4-5).
@@ -64,6 +69,13 @@ class Settings(BaseSettings):
     enable_analytics: bool = True
 
     log_level: str = "WARNING"
+
+    @field_validator("session_store", mode="after")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value in ("sqlite", "memory") or value.startswith(("postgresql://", "postgres://")):
+            return value
+        raise ValueError("accepted: sqlite, memory or a postgresql:// DSN")
 
     @field_validator("data_dir", mode="after")
     @classmethod

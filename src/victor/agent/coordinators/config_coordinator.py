@@ -12,6 +12,7 @@ from typing import Any
 
 from victor.errors import ConfigError
 from victor.protocols import IConfigProvider
+from victor.protocols.tenancy import tenant_of
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +36,6 @@ def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, A
         else:
             merged[key] = value
     return merged
-
-
-def tenant_of(session_id: str | None) -> str | None:
-    """``"acme:session-1"`` belongs to tenant ``"acme"``; a plain id to none."""
-    if session_id and ":" in session_id:
-        tenant = session_id.split(":", 1)[0]
-        return tenant or None
-    return None
 
 
 def _parse_env_value(raw: str) -> Any:
