@@ -100,3 +100,29 @@ class ToolLoopLimitError(VictorError):
 
 class ToolDefinitionError(VictorError, TypeError):
     """A function cannot be turned into a tool (unsupported signature or types)."""
+
+
+class TenantMismatchError(VictorError, ValueError):
+    """A session id names one tenant and the caller another."""
+
+
+class SessionConflictError(VictorError):
+    """Another writer (a process, a host, an orchestrator sharing the store) changed the
+    session since this turn read it. Nothing of this turn was stored; the history is as
+    the other writer left it. Retrying the turn reads that history and succeeds."""
+
+    retryable = True
+
+    def __init__(self, session_id: str, expected: int, found: int) -> None:
+        super().__init__(
+            f"session {session_id!r} changed while this turn ran (version {found}, this turn "
+            f"read {expected}); nothing was stored: retry the turn"
+        )
+        self.session_id = session_id
+        self.expected = expected
+        self.found = found
+
+
+class SessionStoreError(VictorError):
+    """The session store could not read or write (database down, disk full...). A write
+    that fails this way fails only its own turn."""

@@ -18,7 +18,7 @@ from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCo
 from victor.agent.turn import Turn, check_config, check_overrides
 from victor.analytics.pricing import PriceTable, default_price_table
 from victor.config.settings import Settings
-from victor.errors import ConfigError, ToolLoopLimitError
+from victor.errors import ConfigError, TenantMismatchError, ToolLoopLimitError
 from victor.protocols import (
     AnalyticsEvent,
     ChatResponse,
@@ -32,7 +32,7 @@ from victor.protocols import (
     ToolResult,
 )
 from victor.protocols.analytics import new_session_id
-from victor.protocols.tenancy import tenant_of
+from victor.protocols.tenancy import scoped_session_id, tenant_of
 from victor.providers.catalog import context_window
 from victor.tools.decorator import function_tool
 from victor.tools.executor import ToolExecutor
@@ -117,6 +117,7 @@ class AgentOrchestrator:
         )
         self.tools: dict[str, Tool] = {}
         self._locks: dict[str, list[Any]] = {}  # session id -> [lock, users]
+        self._store_open = False
         self._closed = False
         if tools:
             self.register_tools(tools)
@@ -174,9 +175,15 @@ class AgentOrchestrator:
             async for chunk in turn:
                 yield chunk
 
-    async def history(self, session_id: str) -> list[Message]:
-        """The stored messages of a session (empty when it does not exist)."""
-        return await self.session_store.load(session_id) or []
+    async def history(self, session_id: str, *, tenant_id: str | None = None) -> list[Message]:
+        """The stored messages of a session (empty when it does not exist). With
+        ``tenant_id``, only that tenant's sessions can be read: a plain id is taken as
+        the tenant's own, an id of another tenant is refused."""
+        return await self.session_store.load(scoped_session_id(session_id, tenant_id)) or []
+
+    async def list_sessions(self, limit: int = 100, *, tenant_id: str | None = None) -> list[str]:
+        """Session ids, the most recently updated first; only ``tenant_id``'s if given."""
+        return await self.session_store.list_sessions(limit, tenant_id=tenant_id)
 
     async def aclose(self) -> None:
         """Store pending history, flush analytics and close the provider: the components
@@ -229,6 +236,9 @@ class AgentOrchestrator:
             session_id = new_session_id()
         elif not isinstance(session_id, str) or not session_id:
             raise ValueError(f"session_id must be a non-empty string, not {session_id!r}")
+        # One source of truth for the tenant: the session id, scoped by an explicit
+        # tenant_id (a contradiction is refused before anything runs).
+        session_id = scoped_session_id(session_id, overrides.get("tenant_id"))
         entry = self._locks.get(session_id)
         if entry is None:
             entry = self._locks[session_id] = [asyncio.Lock(), 0]
@@ -264,6 +274,12 @@ class AgentOrchestrator:
             )
         if config:
             check_config(config)
+        tenant_id = tenant_of(session_id)
+        if config.get("tenant_id", tenant_id) != tenant_id:
+            raise TenantMismatchError(
+                f"the config of session {session_id!r} names tenant "
+                f"{config['tenant_id']!r}; the session belongs to {tenant_id!r}"
+            )
         settings = self.settings
         turn = Turn(
             session_id=session_id,
@@ -273,18 +289,21 @@ class AgentOrchestrator:
             temperature=config.get("temperature", settings.temperature),
             max_tokens=config.get("max_tokens", settings.max_tokens),
             max_iterations=config.get("max_tool_iterations") or settings.max_tool_iterations,
-            tenant_id=config.get("tenant_id") or tenant_of(session_id),
+            tenant_id=tenant_id,
             variant=config.get("variant"),
             experiment=config.get("experiment"),
             analytics=self.analytics_coordinator.enabled
             and config.get("enable_analytics", True) is not False,
             started=time.perf_counter(),
         )
-        history = None if generated else await self.session_store.load(session_id)
-        if history is None:
+        if not self._store_open:  # fail before a model call is paid for
+            await self.session_store.open()
+            self._store_open = True
+        stored = None if generated else await self.session_store.read(session_id)
+        if stored is None:
             turn.is_new = True
-            history = []
-        turn.history = history
+        else:
+            turn.history, turn.version = stored
         turn.new_messages.append(Message(role="user", content=message))
         return turn
 
@@ -439,13 +458,12 @@ class AgentOrchestrator:
         yield StreamChunk(type="done", response=self._finish(turn, response, calls, results))
 
     async def _store(self, turn: Turn) -> None:
-        store = self.session_store
-        if turn.compacted:
-            await store.replace(turn.session_id, turn.history + turn.new_messages)
-        elif turn.is_new:
-            await store.create(turn.session_id, turn.new_messages)
-        else:
-            await store.append(turn.session_id, turn.new_messages)
+        """Commit the turn, if the session is still at the version it read (another
+        process may have moved it on: then nothing is stored, SessionConflictError)."""
+        messages = turn.history + turn.new_messages if turn.compacted else turn.new_messages
+        await self.session_store.write(
+            turn.session_id, messages, expected_version=turn.version, replace=turn.compacted
+        )
 
     def _emit_usage(self, turn: Turn, model: str, cost: float | None) -> None:
         usage = turn.usage

@@ -80,6 +80,7 @@ class Turn:
     started: float
     history: list[Message] = field(default_factory=list)
     is_new: bool = False
+    version: int = 0  # of the stored session when the turn read it
     compacted: bool = False
     tools: list[Tool] = field(default_factory=list)
     new_messages: list[Message] = field(default_factory=list)

@@ -1,6 +1,6 @@
 """Interfaces and data models shared by every part of Victor.
 
-Nothing here depends on any other part of the package.
+Nothing here depends on any other part of the package but :mod:`victor.errors`.
 """
 
 from victor.protocols.analytics import (
@@ -19,6 +19,7 @@ from victor.protocols.interfaces import (
     ISessionStore,
     IToolSelectionCoordinator,
     IToolSelectionStrategy,
+    StoredSession,
 )
 from victor.protocols.messages import (
     ChatResponse,
@@ -52,6 +53,7 @@ __all__ = [
     "Message",
     "PromptContext",
     "Role",
+    "StoredSession",
     "StreamChunk",
     "Tool",
     "ToolCall",

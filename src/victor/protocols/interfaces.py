@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from victor.protocols.messages import ChatResponse, Context, Message, StreamChunk
 from victor.protocols.prompt import PromptContext
@@ -147,35 +147,75 @@ class IEmbeddingService(ABC):
         return (await self.embed_batch([text]))[0]
 
 
+class StoredSession(NamedTuple):
+    """A session as a store holds it: its messages and the version they are at."""
+
+    messages: list[Message]
+    # Counts the session's committed writes: a writer states the version it read, and a
+    # store refuses the write if another writer got there first.
+    version: int
+
+
 class ISessionStore(ABC):
-    """Keeps the history of each conversation."""
+    """Keeps the history of each conversation.
+
+    Writes are optimistic: :meth:`write` with ``expected_version`` (the version the turn
+    read, 0 for a session that did not exist) stores nothing and raises
+    :class:`~victor.errors.SessionConflictError` when the session has moved on. That is
+    how turns of one session stay in order across processes and hosts.
+    """
 
     @abstractmethod
-    async def load(self, session_id: str) -> list[Message] | None:
-        """The session's messages, or None when the session does not exist."""
+    async def read(self, session_id: str) -> StoredSession | None:
+        """The session's messages and version, or None when it does not exist."""
 
     @abstractmethod
-    async def append(self, session_id: str, messages: Sequence[Message]) -> None:
-        """Add the messages of one finished turn (creates the session if needed)."""
-
-    async def create(self, session_id: str, messages: Sequence[Message]) -> None:
-        """Store the first turn of a session known to be new."""
-        await self.replace(session_id, messages)
-
-    @abstractmethod
-    async def replace(self, session_id: str, messages: Sequence[Message]) -> None:
-        """Replace the whole history (after compaction)."""
+    async def write(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        expected_version: int | None = None,
+        replace: bool = False,
+    ) -> int:
+        """Append ``messages`` (or ``replace`` the whole history, after compaction) and
+        return the new version. With ``expected_version``, only if the session is still
+        at that version. Returns once the write is committed, unless the store was made
+        write-behind on purpose."""
 
     @abstractmethod
     async def delete(self, session_id: str) -> bool:
         """Forget a session; False when there was none."""
 
     @abstractmethod
-    async def list_sessions(self, limit: int = 100) -> list[str]:
-        """The most recently updated sessions first."""
+    async def list_sessions(self, limit: int = 100, *, tenant_id: str | None = None) -> list[str]:
+        """The most recently updated sessions first; only ``tenant_id``'s when given."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect or open files, so that a store that cannot work fails before a turn
+        spends anything. Called again, it does nothing."""
 
     async def flush(self) -> None:  # noqa: B027 - optional hook
         """Wait until every accepted write is stored."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Flush pending writes and close."""
+
+    # Shorthands over read and write.
+
+    async def load(self, session_id: str) -> list[Message] | None:
+        """The session's messages, or None when the session does not exist."""
+        stored = await self.read(session_id)
+        return None if stored is None else stored.messages
+
+    async def append(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Add messages at the end (creates the session if needed)."""
+        await self.write(session_id, messages)
+
+    async def create(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Store the first messages of a session that must not exist yet."""
+        await self.write(session_id, messages, expected_version=0)
+
+    async def replace(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Replace the whole history."""
+        await self.write(session_id, messages, replace=True)

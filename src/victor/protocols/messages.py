@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from victor.protocols.text import clean_text, clean_value
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -20,6 +22,11 @@ class ToolCall(BaseModel):
     # The model's raw argument text when it was not a JSON object; the tool is then not run
     # and the model is told why.
     raw_arguments: str | None = None
+
+    _clean_text = field_validator("id", "name", "raw_arguments")(
+        lambda v: v if v is None else clean_text(v)
+    )
+    _clean_arguments = field_validator("arguments")(clean_value)
 
 
 class Message(BaseModel):
@@ -38,6 +45,9 @@ class Message(BaseModel):
     name: str | None = None  # the tool's name on role="tool"
     is_error: bool = False  # on role="tool": the result is an error the model should see
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _clean_content = field_validator("content")(clean_text)
+    _clean_metadata = field_validator("metadata")(clean_value)
 
 
 class Usage(BaseModel):
@@ -69,6 +79,8 @@ class ToolResult(BaseModel):
     is_error: bool = False
     duration_ms: float = 0.0
 
+    _clean_content = field_validator("content")(clean_text)
+
 
 class ChatResponse(BaseModel):
     """A model's answer.
@@ -90,6 +102,8 @@ class ChatResponse(BaseModel):
     latency_ms: float = 0.0
     session_id: str | None = None
     raw: Any = Field(default=None, exclude=True, repr=False)
+
+    _clean_content = field_validator("content")(clean_text)
 
     def __str__(self) -> str:
         return self.content

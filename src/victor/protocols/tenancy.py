@@ -8,11 +8,9 @@ tenant from the one place it lives: the session id.
 
 from __future__ import annotations
 
+from victor.errors import TenantMismatchError
+
 SEPARATOR = ":"
-
-
-class TenantMismatchError(ValueError):
-    """A session id names one tenant and the caller another."""
 
 
 def tenant_of(session_id: str | None) -> str | None:

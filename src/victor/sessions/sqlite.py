@@ -1,15 +1,22 @@
 """Conversations in a SQLite file: the embedded default.
 
-Writes are handed to one writer thread that commits them in groups (WAL mode), so a chat
-turn never waits for the disk; reads of sessions this process has seen come from an LRU
-cache, and the others from the database through the same thread, unless a Bloom filter of
-the stored session ids says the session is new. ``flush()`` and ``aclose()`` wait until
-every accepted write is committed. Pass ``wait_for_commit=True`` to make each turn wait
-for its own commit instead (about 0.1 ms more per turn).
+One writer thread per store owns the connection and serves reads and writes in the order
+they come. Writes waiting together are committed in one transaction (group commit) and
+each caller is answered when its own write is committed; should the group fail, every
+write is retried alone, so a write that cannot be stored fails only its own turn.
 
-One store object owns a file's sessions: the cache and the filter do not see writes made
-through another. :meth:`SQLiteSessionStore.shared` hands every user of a path in this
-process the same store; several processes sharing conversations want the PostgreSQL store.
+``durability="sync"`` (the default): a turn returns once its history is committed.
+WAL mode with ``synchronous=NORMAL``: a committed turn survives the process being killed;
+an operating-system crash or power cut may lose the last few. ``durability="async"``
+(write-behind) returns before the commit: a little faster, but a crash loses the turns
+not yet written, and a write refused later (a conflict, a full disk) is only logged and
+counted in ``write_errors``.
+
+Several processes may share the file. Each session has a version, checked inside the
+write's ``BEGIN IMMEDIATE`` transaction: a turn that read an older version stores
+nothing and raises :class:`~victor.errors.SessionConflictError`. Reads check the version
+in the database before serving a cached history, so no process serves a history that
+another has since changed. For several hosts, use the PostgreSQL store.
 """
 
 from __future__ import annotations
@@ -21,35 +28,64 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from victor.protocols import ISessionStore, Message
-from victor.sessions._bloom import BloomFilter
+from victor.errors import ConfigError, SessionConflictError, SessionStoreError
+from victor.protocols import ISessionStore, Message, StoredSession
+from victor.protocols.tenancy import tenant_of
+from victor.sessions.cache import HistoryCache
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    next_seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated_at);
-CREATE TABLE IF NOT EXISTS messages (
-    session_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
-"""
+Durability = Literal["sync", "async"]
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS sessions (
+        session_id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        next_seq INTEGER NOT NULL DEFAULT 0,
+        version INTEGER NOT NULL DEFAULT 0,
+        tenant_id TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID""",
+)
+# Columns added since the first release, with how to fill them in older files.
+_MIGRATIONS = {
+    "version": ("INTEGER NOT NULL DEFAULT 0", "UPDATE sessions SET version = 1"),
+    "tenant_id": (
+        "TEXT",
+        "UPDATE sessions SET tenant_id = substr(session_id, 1, instr(session_id, ':') - 1) "
+        "WHERE instr(session_id, ':') > 1",
+    ),
+}
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated_at)",
+    "CREATE INDEX IF NOT EXISTS sessions_tenant ON sessions (tenant_id, updated_at)",
+)
 
 _STOP = object()
-_COMMIT_ATTEMPTS = 5
+_BUSY_ATTEMPTS = 8  # a write the database keeps refusing with "locked" / "busy"
+_OPEN_ATTEMPTS = 40  # cold starts of several processes at once
+
+
+@dataclass(slots=True)
+class _Write:
+    session_id: str
+    messages: tuple[Message, ...]
+    expected: int | None
+    replace: bool
+    future: Future[Any] | None
+    delete: bool = False
 
 
 def _settle(fut: Future[Any] | None, result: Any = None, exc: BaseException | None = None) -> None:
@@ -63,6 +99,12 @@ def _settle(fut: Future[Any] | None, result: Any = None, exc: BaseException | No
             fut.set_exception(exc)
 
 
+def _busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
 class SQLiteSessionStore(ISessionStore):
     """Session histories in one SQLite file (created with its folder if missing)."""
 
@@ -74,21 +116,20 @@ class SQLiteSessionStore(ISessionStore):
         path: str | Path,
         *,
         cache_size: int = 10_000,
-        wait_for_commit: bool = False,
+        durability: Durability = "sync",
     ) -> None:
+        if durability not in ("sync", "async"):
+            raise ConfigError(f"durability must be 'sync' or 'async', not {durability!r}")
         self.path = Path(path)
-        self.cache_size = cache_size
-        self.wait_for_commit = wait_for_commit
-        self.write_errors = 0
-        self._cache: OrderedDict[str, list[Message]] = OrderedDict()
+        self.durability = durability
+        self.write_errors = 0  # writes that failed with nobody waiting for them
+        self._cache = HistoryCache(cache_size)  # used on the writer thread only
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._lock = threading.Lock()
-        self._known: BloomFilter | None = None
         self._shared_key: Path | None = None
-        # Set by the writer thread itself; cheaper to read than Thread.is_alive() on every
-        # write of the hot path.
+        # Set by the writer thread itself; cheaper to read than Thread.is_alive().
         self._alive = False
 
     @classmethod
@@ -122,10 +163,13 @@ class SQLiteSessionStore(ISessionStore):
                 ready.result()
             except Exception as exc:
                 thread.join()
-                raise RuntimeError(f"cannot open the session database {self.path}: {exc}") from exc
+                raise ConfigError(
+                    f"cannot open the session database {self.path}: {exc} (set "
+                    "VICTOR_DATA_DIR or VICTOR_SESSION_DB_PATH to a writable place)"
+                ) from exc
             self._thread = thread
 
-    async def _ensure_started(self) -> None:
+    async def open(self) -> None:
         if self._closed:
             raise RuntimeError(f"the session store {self.path} is closed")
         if not self._alive:
@@ -134,22 +178,43 @@ class SQLiteSessionStore(ISessionStore):
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
+        try:
+            # Set before anything that takes a lock: several processes may be starting.
+            conn.execute("PRAGMA busy_timeout=10000")
+            for attempt in range(_OPEN_ATTEMPTS):
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    self._create_schema(conn)
+                    break
+                except sqlite3.OperationalError as exc:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    if not _busy(exc) or attempt == _OPEN_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.025 * (attempt + 1))
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _TABLES:
+            conn.execute(statement)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+        for column, (kind, fill) in _MIGRATIONS.items():
+            if column not in columns:
+                conn.execute(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
+                conn.execute(fill)
+        for statement in _INDEXES:
+            conn.execute(statement)
+        conn.execute("COMMIT")
 
     def _worker(self, ready: Future[None]) -> None:
         try:
             conn = self._connect()
-            ids = [row[0] for row in conn.execute("SELECT session_id FROM sessions")]
-            known = BloomFilter(max(1_000_000, 2 * len(ids)))
-            for session_id in ids:
-                known.add(session_id)
-            for session_id in self._cache:  # written before the filter existed
-                known.add(session_id)
-            self._known = known
         except Exception as exc:
             ready.set_exception(exc)
             return
@@ -164,184 +229,196 @@ class SQLiteSessionStore(ISessionStore):
     def _serve(self, conn: sqlite3.Connection) -> None:
         while True:
             jobs = [self._jobs.get()]
-            while True:  # take everything waiting: one transaction for the group
+            while True:  # take everything waiting: one transaction for the writes
                 try:
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            writes: list[Any] = []
-            stop = False
+            writes: list[_Write] = []
             for job in jobs:
-                if job is _STOP:
-                    stop = True
-                elif job[0] == "write":
+                if isinstance(job, _Write):
                     writes.append(job)
-                else:  # ("call", fn, future): reads and barriers see earlier writes
-                    self._commit(conn, writes)
-                    writes = []
-                    _, fn, fut = job
-                    if not fut.set_running_or_notify_cancel():
-                        continue  # its turn was cancelled: nobody waits for it
-                    try:
-                        result = fn(conn)
-                    except Exception as exc:
-                        _settle(fut, exc=exc)
-                    else:
-                        _settle(fut, result)
-            self._commit(conn, writes)
-            if stop:
-                return
+                    continue
+                self._write_group(conn, writes)  # reads see the writes before them
+                writes = []
+                if job is _STOP:
+                    return
+                fn, fut = job
+                if not fut.set_running_or_notify_cancel():
+                    continue  # its turn was cancelled: nobody waits for it
+                try:
+                    result = fn(conn)
+                except Exception as exc:
+                    _settle(fut, exc=exc)
+                else:
+                    _settle(fut, result)
+            self._write_group(conn, writes)
 
-    def _commit(self, conn: sqlite3.Connection, writes: list[Any]) -> None:
-        if not writes:
+    def _write_group(self, conn: sqlite3.Connection, writes: list[_Write]) -> None:
+        if len(writes) == 1:
+            self._write_alone(conn, writes[0])
+        if len(writes) <= 1:
             return
-        delay = 0.05
-        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = [self._apply_or_conflict(conn, w) for w in writes]
+            conn.execute("COMMIT")
+        except Exception:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for write in writes:  # one bad write must not take the others down
+                self._write_alone(conn, write)
+            return
+        for write, outcome in zip(writes, outcomes, strict=True):
+            self._answer(write, outcome)
+
+    def _write_alone(self, conn: sqlite3.Connection, write: _Write) -> None:
+        delay = 0.01
+        for attempt in range(1, _BUSY_ATTEMPTS + 1):
             try:
-                self._apply(conn, writes)
+                conn.execute("BEGIN IMMEDIATE")
+                outcome = self._apply_or_conflict(conn, write)
+                conn.execute("COMMIT")
             except Exception as exc:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                if attempt < _COMMIT_ATTEMPTS:
+                if _busy(exc) and attempt < _BUSY_ATTEMPTS:
                     time.sleep(delay)
                     delay *= 2
                     continue
-                self.write_errors += len(writes)
-                logger.error(
-                    "could not store %d session writes in %s after %d attempts: %s",
-                    len(writes),
-                    self.path,
-                    attempt,
-                    exc,
+                self._answer(
+                    write,
+                    SessionStoreError(
+                        f"cannot store session "
+                        f"{write.session_id!r} in {self.path}: {type(exc).__name__}: {exc}"
+                    ),
                 )
-                for *_, fut in writes:
-                    _settle(fut, exc=exc)
                 return
-            for *_, fut in writes:
-                _settle(fut)
+            self._answer(write, outcome)
             return
 
-    def _apply(self, conn: sqlite3.Connection, writes: list[Any]) -> None:
+    def _answer(self, write: _Write, outcome: Any) -> None:
+        """Tell the writer how its write went; keep the cache in step with the file."""
+        if isinstance(outcome, Exception):
+            self._cache.forget(write.session_id)
+            if write.future is None:
+                self.write_errors += 1
+                logger.error("a session write was lost: %s", outcome)
+            _settle(write.future, exc=outcome)
+            return
+        if write.delete:
+            self._cache.forget(write.session_id)
+        else:
+            self._cache.written(write.session_id, outcome, write.messages, replace=write.replace)
+        _settle(write.future, outcome)
+
+    def _apply_or_conflict(self, conn: sqlite3.Connection, write: _Write) -> Any:
+        """Apply one write inside the open transaction. A conflict is checked before any
+        change, so it is returned (not raised) and leaves the transaction usable."""
+        session_id = write.session_id
+        row = conn.execute(
+            "SELECT version, next_seq FROM sessions WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        if write.delete:
+            conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            return row is not None
+        version, seq = row if row is not None else (0, 0)
+        if write.expected is not None and write.expected != version:
+            return SessionConflictError(session_id, write.expected, version)
+        bodies = [m.model_dump_json(exclude_defaults=True) for m in write.messages]
+        if write.replace:
+            conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+            seq = 0
+        conn.executemany(
+            "INSERT INTO messages (session_id, seq, body) VALUES (?, ?, ?)",
+            [(session_id, seq + i, body) for i, body in enumerate(bodies)],
+        )
         now = time.time()
-        conn.execute("BEGIN IMMEDIATE")
-        for _, op, session_id, messages, _fut in writes:
-            if op in ("delete", "replace"):
-                conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-                conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
-                if op == "delete":
-                    continue
+        conn.execute(
+            "INSERT INTO sessions (session_id, created_at, updated_at, next_seq, version, "
+            "tenant_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+            "updated_at = excluded.updated_at, next_seq = excluded.next_seq, "
+            "version = excluded.version",
+            (session_id, now, now, seq + len(bodies), version + 1, tenant_of(session_id)),
+        )
+        return version + 1
+
+    def _read(self, conn: sqlite3.Connection, session_id: str) -> StoredSession | None:
+        row = conn.execute(
+            "SELECT version FROM sessions WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            self._cache.forget(session_id)
+            return None
+        cached = self._cache.get(session_id, row[0])
+        if cached is not None:
+            return StoredSession(cached, row[0])
+        conn.execute("BEGIN")  # the version and the messages of one snapshot
+        try:
             row = conn.execute(
-                "SELECT next_seq FROM sessions WHERE session_id = ?", (session_id,)
+                "SELECT version FROM sessions WHERE session_id = ?", (session_id,)
             ).fetchone()
-            seq = row[0] if row else 0
-            conn.executemany(
-                "INSERT INTO messages (session_id, seq, body) VALUES (?, ?, ?)",
-                [
-                    (session_id, seq + i, m.model_dump_json(exclude_defaults=True))
-                    for i, m in enumerate(messages)
-                ],
-            )
-            conn.execute(
-                "INSERT INTO sessions (session_id, created_at, updated_at, next_seq) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
-                "updated_at = excluded.updated_at, next_seq = excluded.next_seq",
-                (session_id, now, now, seq + len(messages)),
-            )
-        conn.execute("COMMIT")
+            bodies = conn.execute(
+                "SELECT body FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        if row is None:
+            return None
+        messages = [Message.model_validate_json(b[0]) for b in bodies]
+        self._cache.put(session_id, row[0], messages)
+        return StoredSession(list(messages), row[0])
 
     async def _call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        await self._ensure_started()
+        await self.open()
         fut: Future[Any] = Future()
-        self._jobs.put(("call", fn, fut))
+        self._jobs.put((fn, fut))
         return await asyncio.wrap_future(fut)
 
-    async def _write(self, op: str, session_id: str, messages: Sequence[Message]) -> None:
-        fut: Future[None] | None = Future() if self.wait_for_commit else None
-        self._jobs.put(("write", op, session_id, tuple(messages), fut))
-        if fut is not None:
-            await asyncio.wrap_future(fut)
-
-    # -- the cache ---------------------------------------------------------------------
-
-    def _remember(self, session_id: str, history: list[Message]) -> None:
-        if self._known is not None and session_id not in self._cache:
-            self._known.add(session_id)
-        self._cache[session_id] = history
-        self._cache.move_to_end(session_id)
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+    async def _submit(self, write: _Write) -> Any:
+        await self.open()
+        if self.durability == "async" and not write.delete:
+            self._jobs.put(write)
+            return None
+        write.future = Future()
+        self._jobs.put(write)
+        return await asyncio.wrap_future(write.future)
 
     # -- ISessionStore -----------------------------------------------------------------
 
-    async def load(self, session_id: str) -> list[Message] | None:
-        history = self._cache.get(session_id)
-        if history is not None:
-            self._cache.move_to_end(session_id)
-            return list(history)
-        await self._ensure_started()
-        if self._known is not None and session_id not in self._known:
-            return None
+    async def read(self, session_id: str) -> StoredSession | None:
+        return await self._call(lambda conn: self._read(conn, session_id))
 
-        def read(conn: sqlite3.Connection) -> list[Message] | None:
-            rows = conn.execute(
-                "SELECT body FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
-            ).fetchall()
-            if (
-                not rows
-                and conn.execute(
-                    "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
-                ).fetchone()
-                is None
-            ):
-                return None
-            return [Message.model_validate_json(r[0]) for r in rows]
-
-        history = await self._call(read)
-        if history is None:
-            return None
-        self._remember(session_id, history)
-        return list(history)
-
-    async def append(self, session_id: str, messages: Sequence[Message]) -> None:
-        await self._ensure_started()
-        await self._write("append", session_id, messages)
-        history = self._cache.get(session_id)
-        if history is not None:  # otherwise the next load reads it back, in order
-            history.extend(messages)
-            self._cache.move_to_end(session_id)
-        elif self._known is not None:
-            self._known.add(session_id)
-
-    async def create(self, session_id: str, messages: Sequence[Message]) -> None:
-        await self._ensure_started()
-        # Appended, not replaced: should the session exist after all, nothing is lost.
-        await self._write("append", session_id, messages)
-        self._remember(session_id, list(messages))
-
-    async def replace(self, session_id: str, messages: Sequence[Message]) -> None:
-        await self._ensure_started()
-        await self._write("replace", session_id, messages)
-        self._remember(session_id, list(messages))
+    async def write(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        expected_version: int | None = None,
+        replace: bool = False,
+    ) -> int:
+        version = await self._submit(
+            _Write(session_id, tuple(messages), expected_version, replace, None)
+        )
+        # Write-behind: the version it will reach, if nothing else writes first.
+        return version if version is not None else (expected_version or 0) + 1
 
     async def delete(self, session_id: str) -> bool:
-        def exists(conn: sqlite3.Connection) -> bool:
-            return (
-                conn.execute(
-                    "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
-                ).fetchone()
-                is not None
-            )
+        return bool(await self._submit(_Write(session_id, (), None, False, None, delete=True)))
 
-        found = await self._call(exists)
-        self._cache.pop(session_id, None)
-        await self._write("delete", session_id, ())
-        return bool(found)
-
-    async def list_sessions(self, limit: int = 100) -> list[str]:
+    async def list_sessions(self, limit: int = 100, *, tenant_id: str | None = None) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(
-                "SELECT session_id FROM sessions ORDER BY updated_at DESC LIMIT ?", (limit,)
-            ).fetchall()
+            if tenant_id is None:
+                rows = conn.execute(
+                    "SELECT session_id FROM sessions ORDER BY updated_at DESC LIMIT ?", (limit,)
+                )
+            else:
+                rows = conn.execute(
+                    "SELECT session_id FROM sessions WHERE tenant_id = ? "
+                    "ORDER BY updated_at DESC LIMIT ?",
+                    (tenant_id, limit),
+                )
             return [r[0] for r in rows]
 
         return await self._call(read)
