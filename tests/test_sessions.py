@@ -44,9 +44,7 @@ class Stores:
         else:
             from victor.sessions import PostgresSessionStore
 
-            store = PostgresSessionStore(
-                self.dsn, schema=self.schema, max_pool_size=4, **options
-            )
+            store = PostgresSessionStore(self.dsn, schema=self.schema, max_pool_size=4, **options)
         self.made.append(store)
         return store
 
