@@ -241,3 +241,33 @@ def test_write_behind_is_an_explicit_setting(monkeypatch):
     assert store.durability == "async"
     monkeypatch.delenv("VICTOR_SESSION_DURABILITY")
     assert SQLiteSessionStore(Settings().sessions_path).durability == "sync"
+
+
+@pytest.fixture
+def throwaway_postgres(postgres_dsn):
+    from pg_server import ThrowawayPostgres
+
+    server = ThrowawayPostgres().init()
+    server.start()
+    yield server
+    server.remove()
+
+
+async def test_postgres_store_survives_a_server_restart(throwaway_postgres):
+    """The turn in flight when the server goes fails clearly; later turns work."""
+    from victor.errors import SessionStoreError
+    from victor.sessions import PostgresSessionStore
+
+    store = PostgresSessionStore(throwaway_postgres.dsn, min_pool_size=3, max_pool_size=3)
+    orch = AgentOrchestrator(
+        settings=Settings(), provider=FunctionProvider(echo), model="m", session_store=store
+    )
+    await asyncio.gather(*(orch.chat(f"before {i}", session_id=f"s{i}") for i in range(3)))
+    await asyncio.to_thread(throwaway_postgres.stop)
+    with pytest.raises(SessionStoreError, match="session"):
+        await orch.chat("while down", session_id="s0")
+    await asyncio.to_thread(throwaway_postgres.start)
+    for i in range(3):  # every pooled connection had died with the old server
+        await orch.chat(f"after {i}", session_id=f"s{i}")
+    assert [m.content for m in await orch.history("s0")] == ["before 0", "ok", "after 0", "ok"]
+    await orch.aclose()

@@ -122,7 +122,7 @@ class PostgresSessionStore(ISessionStore):
                 f"ON {self._sessions} (tenant_id, updated_at)"
             )
 
-    def _broken(self, exc: BaseException) -> bool:
+    async def _broken(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the connection (not the statement) failed; if so, the
         pool's other connections are likely dead too (a server restart): drop them."""
         import asyncpg
@@ -136,7 +136,7 @@ class PostgresSessionStore(ISessionStore):
             | asyncpg.exceptions.CannotConnectNowError,
         )
         if lost and self._pool is not None:
-            self._pool.expire_connections()
+            await self._pool.expire_connections()
         return lost
 
     def _error(self, action: str, session_id: str, exc: BaseException) -> SessionStoreError:
@@ -152,7 +152,7 @@ class PostgresSessionStore(ISessionStore):
             try:
                 return await self._read(session_id)
             except Exception as exc:
-                if self._broken(exc) and attempt == 1:
+                if await self._broken(exc) and attempt == 1:
                     continue
                 raise self._error("read", session_id, exc) from exc
         raise AssertionError("unreachable")
@@ -199,7 +199,7 @@ class PostgresSessionStore(ISessionStore):
             raise
         except Exception as exc:
             self._cache.forget(session_id)
-            self._broken(exc)
+            await self._broken(exc)
             raise self._error("store", session_id, exc) from exc
         self._cache.written(session_id, version, messages, replace=replace)
         return version
@@ -258,7 +258,7 @@ class PostgresSessionStore(ISessionStore):
                     f"DELETE FROM {self._sessions} WHERE session_id = $1", session_id
                 )
         except Exception as exc:
-            self._broken(exc)
+            await self._broken(exc)
             raise self._error("delete", session_id, exc) from exc
         return status != "DELETE 0"
 
@@ -277,7 +277,7 @@ class PostgresSessionStore(ISessionStore):
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(query, *args)
         except Exception as exc:
-            self._broken(exc)
+            await self._broken(exc)
             raise SessionStoreError(f"cannot list sessions: {type(exc).__name__}: {exc}") from exc
         return [row[0] for row in rows]
 
