@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import CollectingExporter
 from victor import AgentOrchestrator, Settings
 from victor.agent.coordinators import (
     AnalyticsCoordinator,
@@ -17,7 +18,6 @@ from victor.errors import TenantMismatchError
 from victor.protocols import IConfigProvider
 from victor.protocols.tenancy import scoped_session_id, tenant_of
 from victor.providers import FunctionProvider
-from helpers import CollectingExporter
 
 
 class Secrets(BasePromptContributor):
