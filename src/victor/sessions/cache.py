@@ -29,6 +29,11 @@ class HistoryCache:
         self._entries.move_to_end(session_id)
         return list(entry[1])
 
+    def version(self, session_id: str) -> int | None:
+        """The version of the cached history, if any."""
+        entry = self._entries.get(session_id)
+        return None if entry is None else entry[0]
+
     def put(self, session_id: str, version: int, messages: list[Message]) -> None:
         if self.size <= 0:
             return

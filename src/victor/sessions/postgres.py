@@ -51,8 +51,10 @@ class PostgresSessionStore(ISessionStore):
         self.min_pool_size = min_pool_size
         self.max_pool_size = max_pool_size
         self.command_timeout = command_timeout
+        self._prefix = table_prefix
         self._sessions = f'"{schema}".{table_prefix}sessions'
         self._messages = f'"{schema}".{table_prefix}messages'
+        self._function = f'"{schema}".{table_prefix}write_session'
         self._lock_key = f"{schema}.{table_prefix}sessions"
         self._cache = HistoryCache(cache_size)
         self._pool: Any = None
@@ -118,9 +120,49 @@ class PostgresSessionStore(ISessionStore):
                 )"""
             )
             await conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {self._sessions.split('.')[1]}_tenant "
+                f"CREATE INDEX IF NOT EXISTS {self._prefix}sessions_tenant "
                 f"ON {self._sessions} (tenant_id, updated_at)"
             )
+            await conn.execute(self._write_function())
+
+    def _write_function(self) -> str:
+        """One write, one round trip: check the version with the row locked, then append
+        or replace. Returns the new version, or -1 - the version found on a conflict.
+        Message numbers only grow (a replaced history continues after the old one)."""
+        return f"""
+CREATE OR REPLACE FUNCTION {self._function}(
+    p_session TEXT, p_tenant TEXT, p_expected BIGINT, p_replace BOOLEAN, p_bodies TEXT[]
+) RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    found_version BIGINT;
+    seq0 INTEGER;
+BEGIN
+    SELECT version, next_seq INTO found_version, seq0
+        FROM {self._sessions} WHERE session_id = p_session FOR UPDATE;
+    IF NOT FOUND THEN
+        IF coalesce(p_expected, 0) <> 0 THEN
+            RETURN -1;
+        END IF;
+        INSERT INTO {self._sessions} (session_id, tenant_id, version, next_seq)
+            VALUES (p_session, p_tenant, 0, 0) ON CONFLICT (session_id) DO NOTHING;
+        SELECT version, next_seq INTO found_version, seq0
+            FROM {self._sessions} WHERE session_id = p_session FOR UPDATE;
+    END IF;
+    IF p_expected IS NOT NULL AND p_expected <> found_version THEN
+        RETURN -1 - found_version;
+    END IF;
+    IF p_replace THEN
+        DELETE FROM {self._messages} WHERE session_id = p_session;
+    END IF;
+    INSERT INTO {self._messages} (session_id, seq, body)
+        SELECT p_session, seq0 + ord - 1, body
+        FROM unnest(p_bodies) WITH ORDINALITY AS t(body, ord);
+    UPDATE {self._sessions}
+        SET version = found_version + 1, next_seq = seq0 + cardinality(p_bodies),
+            updated_at = now()
+        WHERE session_id = p_session;
+    RETURN found_version + 1;
+END $$"""
 
     async def _broken(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the connection (not the statement) failed; if so, the
@@ -158,27 +200,28 @@ class PostgresSessionStore(ISessionStore):
         raise AssertionError("unreachable")
 
     async def _read(self, session_id: str) -> StoredSession | None:
+        cached = self._cache.version(session_id)
         async with self._pool.acquire() as conn:
-            version = await conn.fetchval(
-                f"SELECT version FROM {self._sessions} WHERE session_id = $1", session_id
+            # One statement, one snapshot: the version, and the messages unless the
+            # cache already holds that version.
+            row = await conn.fetchrow(
+                f"SELECT s.version, CASE WHEN s.version = $2 THEN NULL ELSE "
+                f"(SELECT coalesce(array_agg(m.body ORDER BY m.seq), '{{}}') "
+                f"FROM {self._messages} m WHERE m.session_id = s.session_id) END "
+                f"FROM {self._sessions} s WHERE s.session_id = $1",
+                session_id,
+                -1 if cached is None else cached,
             )
-            if version is None:
-                self._cache.forget(session_id)
-                return None
-            cached = self._cache.get(session_id, version)
-            if cached is not None:
-                return StoredSession(cached, version)
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                version = await conn.fetchval(
-                    f"SELECT version FROM {self._sessions} WHERE session_id = $1", session_id
-                )
-                bodies = await conn.fetch(
-                    f"SELECT body FROM {self._messages} WHERE session_id = $1 ORDER BY seq",
-                    session_id,
-                )
-        if version is None:
+        if row is None:
+            self._cache.forget(session_id)
             return None
-        messages = [Message.model_validate_json(row[0]) for row in bodies]
+        version, bodies = row
+        if bodies is None:
+            messages = self._cache.get(session_id, version)
+            if messages is not None:
+                return StoredSession(messages, version)
+            return await self._read(session_id)  # evicted meanwhile: read it whole
+        messages = [Message.model_validate_json(body) for body in bodies]
         self._cache.put(session_id, version, messages)
         return StoredSession(list(messages), version)
 
@@ -207,44 +250,18 @@ class PostgresSessionStore(ISessionStore):
     async def _write(
         self, session_id: str, bodies: list[str], expected: int | None, replace: bool
     ) -> int:
-        sessions, table = self._sessions, self._messages
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"SELECT version, next_seq FROM {sessions} WHERE session_id = $1 FOR UPDATE",
+        async with self._pool.acquire() as conn:
+            version = await conn.fetchval(
+                f"SELECT {self._function}($1, $2, $3, $4, $5)",
                 session_id,
+                tenant_of(session_id),
+                expected,
+                replace,
+                bodies,
             )
-            if row is None:
-                row = await conn.fetchrow(
-                    f"INSERT INTO {sessions} (session_id, tenant_id, version, next_seq) "
-                    "VALUES ($1, $2, 0, 0) ON CONFLICT (session_id) DO NOTHING "
-                    "RETURNING version, next_seq",
-                    session_id,
-                    tenant_of(session_id),
-                ) or await conn.fetchrow(  # created by another writer meanwhile
-                    f"SELECT version, next_seq FROM {sessions} WHERE session_id = $1 FOR UPDATE",
-                    session_id,
-                )
-            version, seq = row["version"], row["next_seq"]
-            if expected is not None and expected != version:
-                raise SessionConflictError(session_id, expected, version)
-            if replace:
-                await conn.execute(f"DELETE FROM {table} WHERE session_id = $1", session_id)
-                seq = 0
-            if bodies:
-                await conn.copy_records_to_table(
-                    table.split(".")[1],
-                    schema_name=self.schema,
-                    columns=("session_id", "seq", "body"),
-                    records=[(session_id, seq + i, body) for i, body in enumerate(bodies)],
-                )
-            await conn.execute(
-                f"UPDATE {sessions} SET version = $2, next_seq = $3, updated_at = now() "
-                "WHERE session_id = $1",
-                session_id,
-                version + 1,
-                seq + len(bodies),
-            )
-        return version + 1
+        if version < 0:
+            raise SessionConflictError(session_id, expected or 0, -1 - version)
+        return version
 
     async def delete(self, session_id: str) -> bool:
         await self.open()

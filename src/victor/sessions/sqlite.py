@@ -84,19 +84,36 @@ class _Write:
     messages: tuple[Message, ...]
     expected: int | None
     replace: bool
-    future: Future[Any] | None
+    waiter: _Waiter | None
     delete: bool = False
 
 
-def _settle(fut: Future[Any] | None, result: Any = None, exc: BaseException | None = None) -> None:
-    """Resolve a future unless its waiter gave up (a cancelled turn)."""
-    if fut is None or fut.done():
+@dataclass(slots=True)
+class _Waiter:
+    """The event-loop future of a caller waiting for its job, resolved from the writer
+    thread through the loop's thread-safe hand-off."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+    def abandoned(self) -> bool:
+        return self.future.done()  # its turn was cancelled: nobody waits any more
+
+
+def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():
         return
-    with contextlib.suppress(Exception):  # cancelled between the check and now
-        if exc is None:
-            fut.set_result(result)
-        else:
-            fut.set_exception(exc)
+    if exc is None:
+        fut.set_result(result)
+    else:
+        fut.set_exception(exc)
+
+
+def _settle(waiter: _Waiter | None, result: Any = None, exc: BaseException | None = None) -> None:
+    if waiter is None:
+        return
+    with contextlib.suppress(RuntimeError):  # the caller's event loop is closed
+        waiter.loop.call_soon_threadsafe(_resolve, waiter.future, result, exc)
 
 
 def _busy(exc: BaseException) -> bool:
@@ -243,15 +260,15 @@ class SQLiteSessionStore(ISessionStore):
                 writes = []
                 if job is _STOP:
                     return
-                fn, fut = job
-                if not fut.set_running_or_notify_cancel():
-                    continue  # its turn was cancelled: nobody waits for it
+                fn, waiter = job
+                if waiter.abandoned():
+                    continue
                 try:
                     result = fn(conn)
                 except Exception as exc:
-                    _settle(fut, exc=exc)
+                    _settle(waiter, exc=exc)
                 else:
-                    _settle(fut, result)
+                    _settle(waiter, result)
             self._write_group(conn, writes)
 
     def _write_group(self, conn: sqlite3.Connection, writes: list[_Write]) -> None:
@@ -301,16 +318,16 @@ class SQLiteSessionStore(ISessionStore):
         """Tell the writer how its write went; keep the cache in step with the file."""
         if isinstance(outcome, Exception):
             self._cache.forget(write.session_id)
-            if write.future is None:
+            if write.waiter is None:
                 self.write_errors += 1
                 logger.error("a session write was lost: %s", outcome)
-            _settle(write.future, exc=outcome)
+            _settle(write.waiter, exc=outcome)
             return
         if write.delete:
             self._cache.forget(write.session_id)
         else:
             self._cache.written(write.session_id, outcome, write.messages, replace=write.replace)
-        _settle(write.future, outcome)
+        _settle(write.waiter, outcome)
 
     def _apply_or_conflict(self, conn: sqlite3.Connection, write: _Write) -> Any:
         """Apply one write inside the open transaction. A conflict is checked before any
@@ -372,18 +389,20 @@ class SQLiteSessionStore(ISessionStore):
 
     async def _call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         await self.open()
-        fut: Future[Any] = Future()
-        self._jobs.put((fn, fut))
-        return await asyncio.wrap_future(fut)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop, loop.create_future())
+        self._jobs.put((fn, waiter))
+        return await waiter.future
 
     async def _submit(self, write: _Write) -> Any:
         await self.open()
         if self.durability == "async" and not write.delete:
             self._jobs.put(write)
             return None
-        write.future = Future()
+        loop = asyncio.get_running_loop()
+        write.waiter = _Waiter(loop, loop.create_future())
         self._jobs.put(write)
-        return await asyncio.wrap_future(write.future)
+        return await write.waiter.future
 
     # -- ISessionStore -----------------------------------------------------------------
 
