@@ -330,36 +330,46 @@ class SQLiteSessionStore(ISessionStore):
         _settle(write.waiter, outcome)
 
     def _apply_or_conflict(self, conn: sqlite3.Connection, write: _Write) -> Any:
-        """Apply one write inside the open transaction. A conflict is checked before any
-        change, so it is returned (not raised) and leaves the transaction usable."""
+        """Apply one write inside the open transaction. The version is checked by the
+        statement that moves it on, before any message is written, so a conflict is
+        returned (not raised) and leaves the transaction usable for the others."""
         session_id = write.session_id
-        row = conn.execute(
-            "SELECT version, next_seq FROM sessions WHERE session_id = ?", (session_id,)
-        ).fetchone()
         if write.delete:
             conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-            conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
-            return row is not None
-        version, seq = row if row is not None else (0, 0)
-        if write.expected is not None and write.expected != version:
-            return SessionConflictError(session_id, write.expected, version)
+            gone = conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            return gone.rowcount > 0
         bodies = [m.model_dump_json(exclude_defaults=True) for m in write.messages]
+        if write.expected:  # the session must be at that version
+            rows = conn.execute(
+                "UPDATE sessions SET updated_at = ?, next_seq = next_seq + ?, "
+                "version = version + 1 WHERE session_id = ? AND version = ? "
+                "RETURNING version, next_seq",
+                (time.time(), len(bodies), session_id, write.expected),
+            ).fetchall()
+        else:  # new (expected 0: must not exist yet), or unconditional (None)
+            rows = conn.execute(
+                "INSERT INTO sessions (session_id, created_at, updated_at, next_seq, version, "
+                "tenant_id) VALUES (?1, ?2, ?2, ?3, 1, ?4) ON CONFLICT (session_id) DO UPDATE "
+                "SET updated_at = ?2, next_seq = next_seq + ?3, version = version + 1 "
+                "WHERE ?5 IS NULL RETURNING version, next_seq",
+                (session_id, time.time(), len(bodies), tenant_of(session_id), write.expected),
+            ).fetchall()
+        if not rows:
+            found = conn.execute(
+                "SELECT version FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            return SessionConflictError(session_id, write.expected or 0, found[0] if found else 0)
+        version, next_seq = rows[0]
+        first = next_seq - len(bodies)  # message numbers only grow, even past a replace
         if write.replace:
-            conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-            seq = 0
+            conn.execute(
+                "DELETE FROM messages WHERE session_id = ? AND seq < ?", (session_id, first)
+            )
         conn.executemany(
             "INSERT INTO messages (session_id, seq, body) VALUES (?, ?, ?)",
-            [(session_id, seq + i, body) for i, body in enumerate(bodies)],
+            [(session_id, first + i, body) for i, body in enumerate(bodies)],
         )
-        now = time.time()
-        conn.execute(
-            "INSERT INTO sessions (session_id, created_at, updated_at, next_seq, version, "
-            "tenant_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
-            "updated_at = excluded.updated_at, next_seq = excluded.next_seq, "
-            "version = excluded.version",
-            (session_id, now, now, seq + len(bodies), version + 1, tenant_of(session_id)),
-        )
-        return version + 1
+        return version
 
     def _read(self, conn: sqlite3.Connection, session_id: str) -> StoredSession | None:
         row = conn.execute(
