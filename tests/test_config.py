@@ -22,7 +22,7 @@ def test_settings_defaults_env_and_dotenv(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("VICTOR_DEFAULT_MODEL=claude-haiku-4-5\n")
     assert Settings().default_model == "claude-haiku-4-5"
     monkeypatch.setenv("VICTOR_TOOL_TIMEOUT", "-1")
-    with pytest.raises(ValueError, match="tool_timeout"):
+    with pytest.raises(ConfigError, match="VICTOR_TOOL_TIMEOUT"):
         Settings()
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from victor.errors import ConfigError
 from victor.protocols.messages import Usage
 
 PRICE_TABLE_VERSION = "2026-11-01"
@@ -251,6 +252,14 @@ def load_price_table(
         source = os.environ.get("VICTOR_PRICES_FILE") or None
         if source is None:
             return PriceTable()
+        try:
+            return PriceTable.from_file(source)
+        except OSError as exc:
+            raise ConfigError(
+                f"VICTOR_PRICES_FILE={source}: cannot read it ({exc.strerror or exc})"
+            ) from None
+        except ValueError as exc:  # the message names the file and entry
+            raise ConfigError(f"VICTOR_PRICES_FILE: {exc}") from None
     if isinstance(source, Mapping):
         return PriceTable.from_config(source)
     return PriceTable.from_file(source)

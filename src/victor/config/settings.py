@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from victor.config import explain
+from victor.errors import ConfigError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _default_data_dir() -> Path:
@@ -20,7 +27,9 @@ class Settings(BaseSettings):
     files in :attr:`data_dir`, everything in one process.
 
     Every field can be set by an environment variable named ``VICTOR_<FIELD>`` (for
-    example ``VICTOR_MAX_TOOL_ITERATIONS=5``) or in a ``.env`` file.
+    example ``VICTOR_MAX_TOOL_ITERATIONS=5``) or in a ``.env`` file. A value that cannot
+    be used raises :class:`~victor.errors.ConfigError`, one line naming the variable (or
+    the ``.env`` file and line), the value and what is accepted.
     """
 
     model_config = SettingsConfigDict(
@@ -69,6 +78,54 @@ class Settings(BaseSettings):
     enable_analytics: bool = True
 
     log_level: str = "WARNING"
+
+    def __init__(self, **values: Any) -> None:
+        dotenv = explain.env_files(values.get("_env_file", self.model_config.get("env_file")))
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise explain.from_validation_error(
+                exc,
+                type(self).model_fields,
+                env_prefix=self.model_config.get("env_prefix", ""),
+                init_values=values,
+                dotenv=dotenv,
+            ) from None
+        except UnicodeDecodeError:  # reading a .env file
+            raise explain.not_utf8(dotenv) from None
+        except OSError as exc:  # reading a .env file
+            raise explain.unreadable(dotenv, exc) from None
+
+    def ensure_data_dir(self) -> Path:
+        """Create :attr:`data_dir` if needed and check that files can be written there;
+        else :class:`ConfigError` naming it. Blocking: call it off the event loop."""
+        path = self.data_dir
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"data dir {path} (VICTOR_DATA_DIR): cannot create it ({exc.strerror or exc}); "
+                "set VICTOR_DATA_DIR to a writable folder"
+            ) from None
+        try:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"data dir {path} (VICTOR_DATA_DIR): cannot write there "
+                f"({exc.strerror or exc}); set VICTOR_DATA_DIR to a writable folder"
+            ) from None
+        return path
+
+    @field_validator("log_level", mode="after")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() in LOG_LEVELS:
+            return value.upper()
+        raise ValueError(f"accepted: {', '.join(LOG_LEVELS)}")
+
+    def logging_level(self) -> int:
+        return logging.getLevelNamesMapping()[self.log_level]
 
     @field_validator("session_store", mode="after")
     @classmethod
