@@ -133,9 +133,9 @@ def test_cli_summary_table_and_json(db):
 def test_cli_errors_exit_non_zero(tmp_path, db):
     runner = CliRunner()
     missing = runner.invoke(app, ["--db", str(tmp_path / "nope.db")])
-    assert missing.exit_code == 1 and "no analytics database" in missing.output
+    assert missing.exit_code == 2 and "no analytics database" in missing.stderr
     bad = runner.invoke(app, ["--db", str(db), "--by", "colour"])
-    assert bad.exit_code == 1 and "cannot group by" in bad.output
+    assert bad.exit_code == 2 and "cannot group by" in bad.stderr
 
 
 def test_cli_hides_the_password_of_the_database_url():

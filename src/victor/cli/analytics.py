@@ -8,10 +8,12 @@ import math
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
+
+from victor.errors import VictorError
 
 app = typer.Typer(
     help="Summaries of tokens, cost, latency and errors from the analytics store.",
@@ -83,6 +85,14 @@ def _fmt_short(value: int) -> str:
     return str(value)
 
 
+def _fail(exc: Exception) -> NoReturn:
+    """One line on stderr; exit code 2 for what the user can fix (a path, a name, a
+    setting), 1 for the rest (a database that is down)."""
+    fixable = isinstance(exc, VictorError | ValueError | LookupError | FileNotFoundError)
+    typer.echo(f"error: {exc or type(exc).__name__}", err=True)
+    raise typer.Exit(2 if fixable else 1) from None
+
+
 async def _load(db: str, since: str, by: list[str], bucket: str) -> tuple[list[Any], Any]:
     from victor.analytics.reports import AnalyticsReader
 
@@ -102,8 +112,7 @@ def _print_summary(since: str, db: str | None, by: str, bucket: str, as_json: bo
     try:
         rows, total = asyncio.run(_load(database, since, dims, bucket))
     except Exception as exc:  # a CLI: one clear line, not a traceback
-        console.print(f"[red]error:[/red] {exc or type(exc).__name__}")
-        raise typer.Exit(1) from None
+        _fail(exc)
     if as_json:
         payload = [
             {
@@ -244,8 +253,7 @@ def prices(
     try:
         table_ = load_price_table(file)
     except (OSError, ValueError, ImportError) as exc:
-        Console().print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        _fail(exc)
     table = Table(title=f"Prices (table version {table_.version})")
     for name in ("model", "from", "input", "output", "cached input"):
         table.add_column(name, justify="left" if name in ("model", "from") else "right")
