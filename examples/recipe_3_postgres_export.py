@@ -6,12 +6,13 @@ Runs offline against a local PostgreSQL (a scripted model stands in for a real o
     export VICTOR_PG_DSN=postgresql://postgres@127.0.0.1:5432/test
     python examples/recipe_3_postgres_export.py
 
-The exporter creates (and migrates) the schema ``victor_recipe_3`` and its table; events
-are batched in the background, so a slow or unreachable database never slows a chat turn:
-undelivered events wait in an on-disk spool and are sent when the database is back, even
-by the next process. ``victor analytics --db "$VICTOR_PG_DSN?schema=victor_recipe_3"``
-prints the same summary from the command line (with ``&schema=`` when the DSN already has
-a query string, such as ``?sslmode=require``; :func:`with_params` does it right).
+The exporter creates (and migrates) the schema ``victor_recipe_3`` (or the one named by
+``VICTOR_PG_SCHEMA``) and its table; events are batched in the background, so a slow or
+unreachable database never slows a chat turn: undelivered events wait in an on-disk spool
+and are sent when the database is back, even by the next process.
+``victor analytics --db "$VICTOR_PG_DSN?schema=victor_recipe_3"`` prints the same summary
+from the command line (with ``&schema=`` when the DSN already has a query string, such as
+``?sslmode=require``; :func:`with_params` does it right).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from victor.providers import ScriptedProvider
 from victor.tools import tool
 
 DSN = os.environ.get("VICTOR_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-SCHEMA = "victor_recipe_3"
+SCHEMA = os.environ.get("VICTOR_PG_SCHEMA", "victor_recipe_3")
 TABLE = "victor_analytics_events"
 
 
