@@ -67,7 +67,7 @@ def _provider(
     name: str | None, base_url: str | None, api_key: str | None, settings: Settings, on_retry
 ):
     """The provider to talk to, its default model and the URL it calls."""
-    from victor.providers._retry import RetryPolicy
+    from victor.providers import RetryPolicy
 
     if base_url and name == "anthropic":
         raise ConfigError("--base-url is for OpenAI-compatible servers; drop --provider anthropic")

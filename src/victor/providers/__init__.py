@@ -14,12 +14,14 @@ from victor.providers.simulated import SimulatedProvider
 if TYPE_CHECKING:
     from victor.providers.anthropic import AnthropicProvider
     from victor.providers.fallback import FallbackProvider
+    from victor.providers._retry import RetryPolicy
     from victor.providers.openai import OpenAIProvider
 
 _LAZY = {
     "OpenAIProvider": "victor.providers.openai",
     "AnthropicProvider": "victor.providers.anthropic",
     "FallbackProvider": "victor.providers.fallback",
+    "RetryPolicy": "victor.providers._retry",
 }
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "FallbackProvider",
     "FunctionProvider",
     "OpenAIProvider",
+    "RetryPolicy",
     "ScriptedProvider",
     "SimulatedProvider",
 ]

@@ -151,6 +151,17 @@ def sdk_timeout(sdk: ModuleType, timeout: Any, connect_timeout: float) -> Any:
     raise TypeError(f"timeout must be a number, None or an httpx2.Timeout, not {timeout!r}")
 
 
+def _unreachable(exc: BaseException) -> str:
+    """"cannot reach URL: the operating system's reason", where the SDK only says
+    "Connection error."."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__  # the innermost: the OS error
+    reason = str(cause) if cause is not None and str(cause) else str(exc)
+    return f"cannot reach {url}: {reason}" if url else reason
+
+
 def map_sdk_error(
     exc: BaseException, *, provider: str, sdk: ModuleType, auth_hint: str = ""
 ) -> ProviderError | None:
@@ -163,7 +174,7 @@ def map_sdk_error(
     if isinstance(exc, sdk.APITimeoutError):
         return _timeout_error(exc, provider)
     if isinstance(exc, sdk.APIConnectionError):
-        return ProviderConnectionError(f"{provider}: {exc}", provider=provider)
+        return ProviderConnectionError(f"{provider}: {_unreachable(exc)}", provider=provider)
     if isinstance(exc, sdk.APIResponseValidationError):
         return ProviderResponseError(
             f"{provider}: response does not match the API schema: {exc}",
