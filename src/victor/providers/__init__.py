@@ -12,9 +12,9 @@ from victor.providers.scripted import ScriptedProvider
 from victor.providers.simulated import SimulatedProvider
 
 if TYPE_CHECKING:
+    from victor.providers._retry import RetryPolicy
     from victor.providers.anthropic import AnthropicProvider
     from victor.providers.fallback import FallbackProvider
-    from victor.providers._retry import RetryPolicy
     from victor.providers.openai import OpenAIProvider
 
 _LAZY = {
