@@ -35,8 +35,8 @@ from victor.analytics.events import (
     TOOL_NAME,
     TOTAL_TOKENS,
     VARIANT,
+    Event,
 )
-from victor.protocols.analytics import AnalyticsEvent
 from victor.protocols.tenancy import tenant_of
 
 #: Columns of the events table, in the order :func:`encode_row` returns them. Reports
@@ -276,21 +276,14 @@ def encode_line(event: Any) -> str:
     return f'{head[:-1]},"data":{row[15]}}}'
 
 
-def decode_line(line: str | bytes) -> AnalyticsEvent:
+def decode_line(line: str | bytes) -> Event:
     """An event back from :func:`encode_line` (outbox replay, JSONL readers)."""
     obj = orjson.loads(line)
     if not isinstance(obj, dict) or not obj.get("event_id") or not obj.get("type"):
         raise ValueError("not an analytics event line")
-    return AnalyticsEvent.model_construct(
-        event_id=obj["event_id"],
-        type=obj["type"],
-        session_id=obj.get("session_id"),
-        data=obj.get("data") or {},
-        timestamp=datetime.fromisoformat(obj["timestamp"]),
-        tenant_id=obj.get("tenant_id"),
-        experiment=obj.get("experiment"),
-        variant=obj.get("variant"),
-    )
+    obj["timestamp"] = datetime.fromisoformat(obj["timestamp"])
+    obj["data"] = obj.get("data") or {}
+    return Event.restore(obj)
 
 
 def safe_repr_line(event: Any, error: str) -> str:

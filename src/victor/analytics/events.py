@@ -95,6 +95,14 @@ class Event:
         self.experiment = scope.experiment
         self.variant = scope.variant
 
+    @classmethod
+    def restore(cls, fields: dict[str, Any]) -> Event:
+        """An event back from its stored fields (the outbox, JSON lines)."""
+        event = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(event, name, fields.get(name))
+        return event
+
     def to_model(self) -> AnalyticsEvent:
         """The public pydantic event, with the same values (not validated again)."""
         return AnalyticsEvent.model_construct(**{f: getattr(self, f) for f in self.__slots__})

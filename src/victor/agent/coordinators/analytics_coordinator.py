@@ -220,7 +220,7 @@ class _Delivery:
                 await self.wake.wait()
                 self.wake.clear()
                 continue
-            left, error = await self._send(events)
+            left, error = await self._send(events if self.takes_records else _to_models(events))
             if not left:
                 await coordinator.io(coordinator.outbox.done, batch.id)
                 self.backoff = 0.0
@@ -432,9 +432,9 @@ class AnalyticsCoordinator:
             self.outbox.reject(key, bad)
         return lines, bad
 
-    def read_outbox(self, key: str) -> tuple[Any, list[AnalyticsEvent]]:
+    def read_outbox(self, key: str) -> tuple[Any, Batch]:
         batch = self.outbox.oldest(key)
-        return batch, [] if batch is None else [decode_line(line) for line in batch.lines]
+        return batch, () if batch is None else tuple(decode_line(line) for line in batch.lines)
 
     @property
     def outbox(self) -> Outbox:
