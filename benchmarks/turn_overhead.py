@@ -96,6 +96,8 @@ async def victor_turns(
             return ExportResult(success=True, exported_count=len(events))
 
     class DeadExporter(IAnalyticsExporter):
+        outbox = True  # a remote destination that is down, like PostgreSQL
+
         async def export(self, events):
             raise ConnectionError("exporter down")
 

@@ -8,8 +8,8 @@ Runs offline against a local PostgreSQL (a scripted model stands in for a real o
 
 The exporter creates (and migrates) the schema ``victor_recipe_3`` (or the one named by
 ``VICTOR_PG_SCHEMA``) and its table; events are batched in the background, so a slow or
-unreachable database never slows a chat turn: undelivered events wait in an on-disk spool
-and are sent when the database is back, even by the next process.
+unreachable database never slows a chat turn: undelivered events wait in a local outbox
+file and are sent when the database is back, even by the next process.
 ``victor analytics --db "$VICTOR_PG_DSN?schema=victor_recipe_3"`` prints the same summary
 from the command line (with ``&schema=`` when the DSN already has a query string, such as
 ``?sslmode=require``; :func:`with_params` does it right).

@@ -1,5 +1,6 @@
 """The PostgreSQL exporter and reader against the real server: migrations, idempotency,
-malformed events, connections cut mid-run, a killed process replayed at the next start.
+malformed events, connections cut mid-run, a killed process's outbox delivered at the next
+start.
 
 Each test works in its own schema, dropped at the end. Skips when the server is down,
 fails instead with VICTOR_REQUIRE_SERVICES=1 (see conftest.py).
@@ -139,7 +140,7 @@ async def test_connections_cut_mid_run_every_event_arrives_once(pg, tmp_path):
     )
     coord = AnalyticsCoordinator(
         [exporter],
-        spool_dir=tmp_path / "spool",
+        outbox_path=tmp_path / "outbox.db",
         batch_size=500,
         flush_interval=0.02,
         retry_backoff=0.01,
@@ -195,30 +196,30 @@ async def test_database_down_then_killed_process_replayed_at_next_start(pg, tmp_
             down = PostgreSQLAnalyticsExporter(sys.argv[3], schema=sys.argv[2], max_retries=0,
                                                name="pg")
             down._get_pool = refuse
-            coord = AnalyticsCoordinator([down], spool_dir=sys.argv[1], batch_size=100,
+            coord = AnalyticsCoordinator([down], outbox_path=sys.argv[1], batch_size=100,
                                          flush_interval=0.01, max_retries=0)
             for i in range(2000):
                 coord.emit(AnalyticsEvent.model_construct(type="feedback", data={"n": i}))
-            while coord.stats.exporters["pg"].spooled < 2000:
+            while coord.stats.exporters["pg"].outboxed < 2000:
                 await asyncio.sleep(0.01)
-            print("spooled", flush=True)
+            print("outboxed", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
         asyncio.run(main())
         """
     )
-    spool_dir = tmp_path / "spool"
+    outbox = tmp_path / "outbox.db"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, str(spool_dir), schema, dsn, stdout=subprocess.PIPE
+        sys.executable, "-c", script, str(outbox), schema, dsn, stdout=subprocess.PIPE
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == -signal.SIGKILL and b"spooled" in out
+    assert proc.returncode == -signal.SIGKILL and b"outboxed" in out
     coord = AnalyticsCoordinator(
-        [PostgreSQLAnalyticsExporter(dsn, schema=schema, name="pg")], spool_dir=spool_dir
+        [PostgreSQLAnalyticsExporter(dsn, schema=schema, name="pg")], outbox_path=outbox
     )
     await coord.aclose()
     assert await counts(conn, schema) == (2000, 2000)
-    assert coord.stats.exporters["pg"].replayed == 2000
+    assert coord.stats.exporters["pg"].exported == 2000
 
 
 async def test_reader_gives_the_same_numbers_as_sqlite(pg, tmp_path):
@@ -226,7 +227,7 @@ async def test_reader_gives_the_same_numbers_as_sqlite(pg, tmp_path):
     db = tmp_path / "a.db"
     coord = AnalyticsCoordinator(
         [SQLiteAnalyticsExporter(db), PostgreSQLAnalyticsExporter(dsn, schema=schema)],
-        spool_dir=tmp_path / "spool",
+        outbox_path=tmp_path / "outbox.db",
     )
     for e in sample_events(3000, seed=9):
         coord.emit(e)

@@ -1,8 +1,10 @@
-"""Price tables: built-in, from a file or a dict; an unknown model is unpriced, never $0."""
+"""Prices: genai-prices with our overrides on top; an unknown model is unpriced, never $0."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -22,16 +24,25 @@ def test_unknown_model_is_unpriced_not_free():
     assert table.quote(None, MILLION).unpriced
 
 
-def test_builtin_prices_by_date_and_family():
+def test_builtin_prices_come_from_genai_prices():
     table = PriceTable()
-    assert table.cost("gpt-4o-2024-08-06", MILLION, at=date(2024, 6, 1)) == 20.0
-    assert table.cost("openai/gpt-4o", MILLION, at=date(2025, 1, 1)) == 12.5
-    assert table.cost("gpt-4o", MILLION, at=date(2020, 1, 1)) is None  # before any price
-    quote = table.quote("claude-sonnet-4-5-20250929", MILLION)
-    assert quote.priced_as == "claude-sonnet-4-5" and quote.cost_usd == 18.0
+    assert table.cost("openai/gpt-4o", MILLION) == 12.5  # provider/model
+    quote = table.quote("claude-sonnet-4-5-20250929", Usage(input_tokens=1000))
+    assert quote.priced_as == "claude-sonnet-4-5" and quote.cost_usd == pytest.approx(0.003)
+    assert table.version.startswith("genai-prices ")
 
 
-def test_from_config_adds_and_overrides():
+def test_cached_input_and_tiers_are_priced_where_the_table_knows_them():
+    table = PriceTable()
+    cached = Usage(input_tokens=1_000_000, cached_input_tokens=1_000_000)
+    assert table.cost("gpt-4o", cached) == 1.25  # the cache-read rate, not the input rate
+    small, large = Usage(input_tokens=100_000), Usage(input_tokens=300_000)
+    per_token_small = table.cost("gemini-2.5-pro", small) / 100_000
+    per_token_large = table.cost("gemini-2.5-pro", large) / 300_000
+    assert per_token_large == pytest.approx(2 * per_token_small)  # the tier past 200k
+
+
+def test_overrides_add_and_replace_from_a_date_on():
     table = PriceTable.from_config(
         {
             "version": "acme-2026-11",
@@ -42,13 +53,13 @@ def test_from_config_adds_and_overrides():
             "prices": [{"model": "local-llama", "input": 0, "output": 0}],
         }
     )
-    assert table.version == "acme-2026-11"
+    assert table.version.endswith("acme-2026-11")
     assert table.cost("acme-ft-v3", MILLION) == 3.0
     assert table.cost("gpt-4o", MILLION, at=date(2026, 6, 1)) == 2.0
-    assert table.cost("gpt-4o", MILLION, at=date(2025, 6, 1)) == 12.5  # history kept
+    assert table.cost("gpt-4o", MILLION, at=date(2025, 6, 1)) == 12.5  # the built-in before
     assert table.cost("local-llama", MILLION) == 0.0  # priced at zero on purpose
     only = PriceTable.from_config([{"model": "x", "input": 1, "output": 1}], builtin=False)
-    assert only.models == ["x"]
+    assert only.models == ["x"] and only.cost("gpt-4o", MILLION) is None
 
 
 def test_from_yaml_and_json_files(tmp_path):
@@ -87,3 +98,17 @@ def test_default_table_reads_the_environment(tmp_path, monkeypatch):
         assert pricing.default_price_table() is pricing.default_price_table()
     finally:
         set_default_price_table(None)
+
+
+def test_prices_need_no_network():
+    """Sockets refused: the shipped table still prices, nothing is fetched."""
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('network used')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+        "from victor.analytics.pricing import PriceTable\n"
+        "from victor.protocols import Usage\n"
+        "print(PriceTable().cost('gpt-4o-mini', Usage(input_tokens=10**6)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0.15"

@@ -145,14 +145,16 @@ def test_cli_hides_the_password_of_the_database_url():
     assert _redact("/tmp/a.db") == "/tmp/a.db"
 
 
-def test_cli_prices_and_spool(tmp_path):
+def test_cli_prices_and_outbox(tmp_path):
     runner = CliRunner()
     prices = tmp_path / "p.json"
     prices.write_text(json.dumps({"models": {"house-model": {"input": 1, "output": 2}}}))
-    result = runner.invoke(app, ["prices", "--file", str(prices)], env={"COLUMNS": "200"})
+    args = ["prices", "--file", str(prices), "--model", "gpt-4o-mini", "--model", "nope"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "house-model" in result.output
-    result = runner.invoke(app, ["spool", "--dir", str(tmp_path / "spool")])
-    assert result.exit_code == 0 and "nothing spooled" in result.output
+    assert "0.15" in result.output and "unpriced" in result.output
+    result = runner.invoke(app, ["outbox", "--path", str(tmp_path / "outbox.db")])
+    assert result.exit_code == 0 and "nothing waits" in result.output
 
 
 def test_cli_shows_an_unpriced_cost_as_unknown_not_zero(db):

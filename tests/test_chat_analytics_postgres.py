@@ -40,7 +40,7 @@ async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(post
     )
     analytics = AnalyticsCoordinator(
         [exporter, memory],
-        spool_dir=tmp_path / "spool",
+        outbox_path=tmp_path / "outbox.db",
         batch_size=50,
         flush_interval=0.02,
         retry_backoff=0.01,

@@ -47,8 +47,12 @@ def test_session_ids_are_random_uuid4():
     assert all(uuid.UUID(i).version == 4 for i in ids)
 
 
-def test_trusted_events_equal_validated_ones():
-    fast = AnalyticsEvent.trusted("tool_call", "acme:1", {"tool": "x"}, "acme", "exp", "a")
+def test_builder_events_equal_validated_ones():
+    from victor.analytics import events
+
+    scope = events.Scope("acme:1", "acme", "exp", "a")
+    fast = events.tool_call(scope, tool="x", call_id=None, duration_ms=1.0, is_error=False)
+    fast = fast.to_model()
     slow = AnalyticsEvent.model_validate(fast.model_dump())
     assert fast == slow
     assert fast.model_dump_json() == slow.model_dump_json()
@@ -81,13 +85,13 @@ def test_usage_adds_up():
 def test_prices_are_versioned_and_unknown_models_unpriced():
     table = PriceTable()
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
-    assert table.cost("gpt-4o", usage, at=date(2024, 6, 1)) == 20.0
     assert table.cost("gpt-4o", usage, at=date(2025, 1, 1)) == 12.5
     assert table.cost("gpt-4o-2024-08-06", usage, at=date(2025, 1, 1)) == 12.5
     assert table.cost("openai/gpt-4o-mini", usage) == 0.75
-    assert table.cost("claude-sonnet-4-5-20250929", usage) == 18.0
+    small = Usage(input_tokens=100_000, output_tokens=100_000)
+    assert table.cost("claude-sonnet-4-5-20250929", small) == 1.8
     assert table.cost("my-fine-tune", usage) is None
-    assert table.cost("gpt-4o", usage, at=date(2020, 1, 1)) is None
+    assert table.version.startswith("genai-prices")
     cached = Usage(input_tokens=1_000_000, cached_input_tokens=1_000_000)
     assert table.cost("gpt-4o", cached, at=date(2025, 1, 1)) == 1.25
 
@@ -95,7 +99,7 @@ def test_prices_are_versioned_and_unknown_models_unpriced():
 def test_ids_differ_in_forked_children():
     import os
 
-    new_event_id(), new_session_id()  # the parent has pooled randomness by now
+    new_event_id(), new_session_id()  # the parent made ids before forking
     children = []
     for _ in range(2):
         read, write = os.pipe()

@@ -31,6 +31,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from victor.errors import VictorError
 from victor.protocols import Tool
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MCPError", "MCPServerTools", "MCPToolError", "load_mcp_tools"]
 
 
-class MCPError(RuntimeError):
+class MCPError(VictorError, RuntimeError):
     """The MCP server could not be reached or answered with a protocol error."""
 
 

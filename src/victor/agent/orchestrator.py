@@ -16,11 +16,11 @@ from victor.agent.coordinators.context_coordinator import ContextCoordinator
 from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
 from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
 from victor.agent.turn import Turn, check_config, check_overrides
+from victor.analytics import events
 from victor.analytics.pricing import PriceTable, default_price_table
 from victor.config.settings import Settings
 from victor.errors import ConfigError, TenantMismatchError, ToolLoopLimitError
 from victor.protocols import (
-    AnalyticsEvent,
     ChatResponse,
     IProvider,
     ISessionStore,
@@ -344,7 +344,9 @@ class AgentOrchestrator:
         )
         turn.tools = selection.tools
         if turn.analytics and selection.used != "all":  # "all": nothing was ranked
-            self.analytics_coordinator.emit(turn.event("tool_selection", selection.event_data()))
+            self.analytics_coordinator.emit(
+                events.tool_selection(turn.scope, selection.event_data())
+            )
 
     async def _call_model(
         self, turn: Turn, messages: list[Message], streaming: bool
@@ -377,17 +379,14 @@ class AgentOrchestrator:
         turn.usage = turn.usage + response.usage
         if turn.analytics:
             self.analytics_coordinator.emit(
-                turn.event(
-                    "llm_request",
-                    {
-                        "gen_ai.request.model": turn.model,
-                        "gen_ai.response.model": response.model,
-                        "gen_ai.provider.name": self.provider.name,
-                        "latency_ms": (time.perf_counter() - start) * 1000,
-                        "gen_ai.usage.input_tokens": response.usage.input_tokens,
-                        "gen_ai.usage.output_tokens": response.usage.output_tokens,
-                        "gen_ai.response.finish_reasons": [response.finish_reason],
-                    },
+                events.llm_request(
+                    turn.scope,
+                    model=turn.model,
+                    response_model=response.model,
+                    provider=self.provider.name,
+                    latency_ms=(time.perf_counter() - start) * 1000,
+                    usage=response.usage,
+                    finish_reason=response.finish_reason,
                 )
             )
         yield StreamChunk(type="done", response=response)
@@ -438,15 +437,12 @@ class AgentOrchestrator:
                 )
                 if turn.analytics:
                     self.analytics_coordinator.emit(
-                        turn.event(
-                            "tool_call",
-                            {
-                                "tool": result.call.name,
-                                "gen_ai.tool.name": result.call.name,
-                                "gen_ai.tool.call.id": result.call.id,
-                                "duration_ms": result.duration_ms,
-                                "is_error": result.is_error,
-                            },
+                        events.tool_call(
+                            turn.scope,
+                            tool=result.call.name,
+                            call_id=result.call.id,
+                            duration_ms=result.duration_ms,
+                            is_error=result.is_error,
                         )
                     )
                 if streaming:
@@ -466,20 +462,13 @@ class AgentOrchestrator:
         )
 
     def _emit_usage(self, turn: Turn, model: str, cost: float | None) -> None:
-        usage = turn.usage
         self.analytics_coordinator.emit(
-            turn.event(
-                "token_usage",
-                {
-                    "gen_ai.request.model": model,
-                    "gen_ai.provider.name": self.provider.name,
-                    "gen_ai.usage.input_tokens": usage.input_tokens,
-                    "gen_ai.usage.output_tokens": usage.output_tokens,
-                    "gen_ai.usage.cached_input_tokens": usage.cached_input_tokens,
-                    "total_tokens": usage.total_tokens,
-                    "cost_usd": cost,
-                    "unpriced": cost is None,
-                },
+            events.token_usage(
+                turn.scope,
+                model=model,
+                provider=self.provider.name,
+                usage=turn.usage,
+                cost_usd=cost,
             )
         )
 
@@ -493,18 +482,16 @@ class AgentOrchestrator:
         if turn.analytics:
             emit = self.analytics_coordinator.emit
             if turn.is_new:  # only once the first turn succeeded: a retry is no new session
-                emit(turn.event("session_start", {}))
+                emit(events.session_start(turn.scope))
             self._emit_usage(turn, model, cost)
             emit(
-                turn.event(
-                    "chat_complete",
-                    {
-                        "gen_ai.request.model": turn.model,
-                        "latency_ms": latency_ms,
-                        "iterations": turn.iterations,
-                        "total_tokens": usage.total_tokens,
-                        "cost_usd": cost,
-                    },
+                events.chat_complete(
+                    turn.scope,
+                    model=turn.model,
+                    latency_ms=latency_ms,
+                    iterations=turn.iterations,
+                    total_tokens=usage.total_tokens,
+                    cost_usd=cost,
                 )
             )
         return ChatResponse(
@@ -522,23 +509,16 @@ class AgentOrchestrator:
             raw=response.raw,
         )
 
-    @staticmethod
-    def _error_data(exc: BaseException, stage: str) -> dict[str, Any]:
-        return {"error_type": type(exc).__name__, "message": str(exc)[:500], "stage": stage}
-
     def _emit_failure(self, turn: Turn, exc: BaseException) -> None:
         """A failed turn still reports what it cost: tokens spent before the failure."""
         if not turn.analytics:
             return
-        self.analytics_coordinator.emit(turn.event("error", self._error_data(exc, "turn")))
+        self.analytics_coordinator.emit(events.error(turn.scope, exc, "turn"))
         if turn.usage.requests:
             self._emit_usage(turn, turn.model, self.price_table.cost(turn.model, turn.usage))
 
     def _emit_prepare_error(self, session_id: str, exc: BaseException) -> None:
         if not self.analytics_coordinator.enabled:
             return
-        self.analytics_coordinator.emit(
-            AnalyticsEvent.trusted(
-                "error", session_id, self._error_data(exc, "prepare"), tenant_of(session_id)
-            )
-        )
+        scope = events.Scope(session_id, tenant_of(session_id))
+        self.analytics_coordinator.emit(events.error(scope, exc, "prepare"))

@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from victor.analytics.events import Scope
 from victor.errors import ConfigError
-from victor.protocols import AnalyticsEvent, Message, Tool, Usage, new_event_id
+from victor.protocols import Message, Tool, Usage, new_event_id
 
 
 class TurnConfig(BaseModel):
@@ -88,9 +89,9 @@ class Turn:
     iterations: int = 0
     # Ties a turn's events together (a trace of one turn, for exporters and reports).
     turn_id: str = field(default_factory=new_event_id)
+    scope: Scope = field(init=False)  # what the turn's analytics events share
 
-    def event(self, type_: str, data: dict[str, Any]) -> AnalyticsEvent:
-        data["turn_id"] = self.turn_id
-        return AnalyticsEvent.trusted(
-            type_, self.session_id, data, self.tenant_id, self.experiment, self.variant
+    def __post_init__(self) -> None:
+        self.scope = Scope(
+            self.session_id, self.tenant_id, self.experiment, self.variant, self.turn_id
         )

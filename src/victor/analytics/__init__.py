@@ -1,4 +1,4 @@
-"""Analytics: events, costs, exporters, the spool and reports.
+"""Analytics: events, costs, exporters, the outbox and reports.
 
 ``import victor.analytics`` stays light: exporters, the coordinator and the reader are
 imported on first use.
@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any
 from victor.analytics.pricing import ModelPrice, PriceTable, default_price_table
 
 if TYPE_CHECKING:
-    from victor.analytics.events import EventEncodeError
+    from victor.analytics.encoding import EventEncodeError
     from victor.analytics.exporters import (
         BaseAnalyticsExporter,
-        BatchExportResult,
         ConsoleAnalyticsExporter,
         JSONLAnalyticsExporter,
         OpenTelemetryAnalyticsExporter,
@@ -23,16 +22,15 @@ if TYPE_CHECKING:
         SQLiteAnalyticsExporter,
         ThreadedExporter,
     )
+    from victor.analytics.outbox import Outbox
     from victor.analytics.pricing import PriceQuote, load_price_table
     from victor.analytics.reports import AnalyticsReader, SummaryRow
-    from victor.analytics.spool import Spool
     from victor.analytics.stats import AnalyticsStats
 
 _WHERE = {
     "AnalyticsStats": "victor.analytics.stats",
-    "EventEncodeError": "victor.analytics.events",
+    "EventEncodeError": "victor.analytics.encoding",
     "BaseAnalyticsExporter": "victor.analytics.exporters",
-    "BatchExportResult": "victor.analytics.exporters",
     "ConsoleAnalyticsExporter": "victor.analytics.exporters",
     "JSONLAnalyticsExporter": "victor.analytics.exporters",
     "SQLiteAnalyticsExporter": "victor.analytics.exporters",
@@ -43,24 +41,23 @@ _WHERE = {
     "load_price_table": "victor.analytics.pricing",
     "AnalyticsReader": "victor.analytics.reports",
     "SummaryRow": "victor.analytics.reports",
-    "Spool": "victor.analytics.spool",
+    "Outbox": "victor.analytics.outbox",
 }
 
 __all__ = [
     "AnalyticsReader",
     "AnalyticsStats",
     "BaseAnalyticsExporter",
-    "BatchExportResult",
     "ConsoleAnalyticsExporter",
     "EventEncodeError",
     "JSONLAnalyticsExporter",
     "ModelPrice",
     "OpenTelemetryAnalyticsExporter",
+    "Outbox",
     "PostgreSQLAnalyticsExporter",
     "PriceQuote",
     "PriceTable",
     "SQLiteAnalyticsExporter",
-    "Spool",
     "SummaryRow",
     "ThreadedExporter",
     "default_price_table",

@@ -1,373 +1,228 @@
-"""Turning :class:`AnalyticsEvent` objects into JSON lines and database rows.
+"""The event vocabulary, defined once: event types, attribute names, typed builders.
 
-The orchestrator builds events with ``model_construct`` (no validation, it is on the chat
-hot path), so anything can be in them. Every exporter goes through this module: an event
-that cannot be stored raises :class:`EventEncodeError` naming the event and the reason, and
-the exporter carries on with the rest of its batch.
+Attribute names follow the OpenTelemetry GenAI conventions where one exists
+(``gen_ai.request.model``, ``gen_ai.usage.input_tokens``...). The orchestrator, the
+exporters' column mapping, the reports and the sample traffic all import them from here.
+
+Builders return an :class:`Event`, a plain slotted record: the chat loop builds several
+a turn, and a pydantic model costs about three times as much to build. Exporters that
+want the public :class:`~victor.protocols.AnalyticsEvent` receive one, converted in the
+background (:meth:`Event.to_model`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import enum
-import json
-import math
-import uuid
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
-from pathlib import PurePath
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from victor.protocols.analytics import AnalyticsEvent
-from victor.protocols.tenancy import tenant_of
+from victor.protocols.analytics import AnalyticsEvent, EventType, new_event_id
+from victor.protocols.messages import Usage
 
+# -- event types (checked against the protocol's EventType) ------------------------------
+SESSION_START: EventType = "session_start"
+LLM_REQUEST: EventType = "llm_request"
+TOKEN_USAGE: EventType = "token_usage"
+TOOL_CALL: EventType = "tool_call"
+TOOL_SELECTION: EventType = "tool_selection"
+ERROR: EventType = "error"
+EXPERIMENT_ASSIGNMENT: EventType = "experiment_assignment"
+CHAT_COMPLETE: EventType = "chat_complete"
+FEEDBACK: EventType = "feedback"
+
+# -- attributes: OpenTelemetry GenAI names ------------------------------------------------
 MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
 PROVIDER = "gen_ai.provider.name"
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 CACHED_INPUT_TOKENS = "gen_ai.usage.cached_input_tokens"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
 TOOL_NAME = "gen_ai.tool.name"
 TOOL_CALL_ID = "gen_ai.tool.call.id"
-FINISH_REASONS = "gen_ai.response.finish_reasons"
-
-#: Columns of the events table, in the order :func:`encode_row` returns them. Reports
-#: read the extracted columns (model .. is_error); ``data`` keeps the whole payload.
-COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "type",
-    "session_id",
-    "tenant_id",
-    "experiment",
-    "variant",
-    "ts",
-    "model",
-    "tool",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cost_usd",
-    "latency_ms",
-    "is_error",
-    "data",
-)
-
-_INT64 = 2**63 - 1
+CONVERSATION_ID = "gen_ai.conversation.id"
+# -- attributes of Victor's own ------------------------------------------------------------
+TOOL = "tool"
+TOTAL_TOKENS = "total_tokens"
+COST_USD = "cost_usd"
+UNPRICED = "unpriced"
+LATENCY_MS = "latency_ms"
+DURATION_MS = "duration_ms"
+IS_ERROR = "is_error"
+ITERATIONS = "iterations"
+TURN_ID = "turn_id"
+ERROR_TYPE = "error_type"
+MESSAGE = "message"
+STAGE = "stage"
+EXPERIMENT = "experiment"
+VARIANT = "variant"
+SCORE = "score"
+COMMENT = "comment"
 
 
-class EventEncodeError(ValueError):
-    """One event cannot be exported; the message says which and why."""
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What every event of a turn shares: its session, tenant, A/B arm and turn."""
 
-    def __init__(self, event_id: str, reason: str) -> None:
-        super().__init__(f"event {event_id}: {reason}")
-        self.event_id = event_id
-        self.reason = reason
-
-
-def _default(value: Any) -> Any:
-    """JSON for the common non-JSON types; anything else is refused, never guessed."""
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | PurePath):
-        return str(value)
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):  # pydantic models
-        return dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"an object of type {type(value).__name__} is not JSON-serialisable")
+    session_id: str | None
+    tenant_id: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    turn_id: str | None = None
 
 
-# One encoder, built once: its C implementation runs even with ``default``.
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default
-)
-_encode = _ENCODER.encode
+class Event:
+    """One analytics event as the chat loop builds it (the fields of ``AnalyticsEvent``)."""
 
-try:  # optional, about 7x faster; the stdlib path decides every case orjson refuses
-    import orjson as _orjson
-
-    _ORJSON_OPTS = _orjson.OPT_NON_STR_KEYS
-    _orjson_dumps = _orjson.dumps
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson_dumps = None
-
-
-def event_label(event: Any) -> str:
-    """The event id for error messages, whatever the object is."""
-    value = getattr(event, "event_id", None)
-    return value if isinstance(value, str) and value else f"<no event_id: {type(event).__name__}>"
-
-
-def _text(event_id: str, field: str, value: Any, required: bool = False) -> str | None:
-    if value is None:
-        if required:
-            raise EventEncodeError(event_id, f"{field} is missing")
-        return None
-    if not isinstance(value, str):
-        raise EventEncodeError(event_id, f"{field} must be a string, not {type(value).__name__}")
-    if "\x00" in value:
-        raise EventEncodeError(event_id, f"{field} contains a NUL character")
-    if required and not value:
-        raise EventEncodeError(event_id, f"{field} is empty")
-    return value
-
-
-def _timestamp(event_id: str, value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise EventEncodeError(event_id, f"timestamp {value!r} is not ISO 8601") from None
-    if not isinstance(value, datetime):
-        raise EventEncodeError(
-            event_id, f"timestamp must be a datetime, not {type(value).__name__}"
-        )
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null (what orjson does), instead of invalid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _encode_std(event_id: str, data: dict[str, Any]) -> str:
-    try:
-        try:
-            text = _encode(data)
-        except ValueError as exc:
-            if "Out of range float" not in str(exc):
-                raise
-            text = _encode(_finite(data))
-    except (TypeError, ValueError, RecursionError, OverflowError) as exc:
-        raise EventEncodeError(event_id, f"data is not JSON-serialisable: {exc}") from None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise EventEncodeError(event_id, f"data has invalid Unicode ({exc.reason})") from None
-    return text
-
-
-def encode_data(event_id: str, data: Any) -> str:
-    """``data`` as compact JSON, or :class:`EventEncodeError`. Databases refuse NUL
-    characters and lone surrogates, so they are refused here for every exporter."""
-    if data is None:
-        return "{}"
-    if not isinstance(data, dict):
-        raise EventEncodeError(event_id, f"data must be a dict, not {type(data).__name__}")
-    text = None
-    if _orjson_dumps is not None:
-        # On failure the stdlib encoder below accepts it or explains why not.
-        with contextlib.suppress(TypeError, ValueError, RecursionError, OverflowError):
-            text = _orjson_dumps(data, default=_default, option=_ORJSON_OPTS).decode()
-    if text is None:
-        text = _encode_std(event_id, data)
-    if "\\u0000" in text and _has_nul(data):
-        raise EventEncodeError(event_id, "data contains a NUL character")
-    return text
-
-
-def _int(value: Any) -> int | None:
-    kind = type(value)
-    if kind is int:
-        return value if -_INT64 <= value <= _INT64 else None
-    if kind is float and value.is_integer() and abs(value) <= _INT64:
-        return int(value)
-    return None
-
-
-def _float(value: Any) -> float | None:
-    kind = type(value)
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if kind is int:
-        return float(value)
-    return None
-
-
-def _str(value: Any) -> str | None:
-    return value if type(value) is str and "\x00" not in value else None
-
-
-def _validated(event: Any) -> tuple[Any, ...]:
-    """The event's fields, checked; slow but precise about what is wrong."""
-    eid = event_label(event)
-    try:
-        return (
-            _text(eid, "event_id", event.event_id, required=True),
-            _text(eid, "type", event.type, required=True),
-            _text(eid, "session_id", event.session_id),
-            _text(eid, "tenant_id", event.tenant_id),
-            _text(eid, "experiment", event.experiment),
-            _text(eid, "variant", event.variant),
-            _timestamp(eid, event.timestamp),
-            event.data,
-        )
-    except AttributeError as exc:
-        raise EventEncodeError(eid, f"not an analytics event ({exc})") from None
-
-
-def _ok(value: Any) -> bool:
-    return value is None or (type(value) is str and "\x00" not in value)
-
-
-def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
-    """One table row (see :data:`COLUMNS`). ``epoch``: the timestamp as Unix seconds
-    (SQLite) instead of an aware datetime (PostgreSQL)."""
-    try:
-        event_id, etype, session_id = event.event_id, event.type, event.session_id
-        tenant_id, experiment, variant = event.tenant_id, event.experiment, event.variant
-        ts, raw = event.timestamp, event.data
-    except AttributeError:
-        event_id = None
-    if not (  # the common case, checked inline: this runs for every stored event
-        type(event_id) is str
-        and type(etype) is str
-        and event_id
-        and etype
-        and "\x00" not in event_id
-        and "\x00" not in etype
-        and _ok(session_id)
-        and _ok(tenant_id)
-        and _ok(experiment)
-        and _ok(variant)
-        and type(ts) is datetime
-        and ts.tzinfo is not None
-    ):
-        event_id, etype, session_id, tenant_id, experiment, variant, ts, raw = _validated(event)
-    data_json = encode_data(event_id, raw)
-    data: dict[str, Any] = raw or {}
-    get = data.get
-    if tenant_id is None:
-        tenant_id = tenant_of(session_id)
-    if experiment is None:
-        experiment = _str(get("experiment"))
-    if variant is None:
-        variant = _str(get("variant"))
-    inp = _int(get(INPUT_TOKENS))
-    out = _int(get(OUTPUT_TOKENS))
-    total = _int(get("total_tokens"))
-    if total is None and inp is not None and out is not None:
-        total = inp + out
-    latency = _float(get("latency_ms"))
-    if latency is None:
-        latency = _float(get("duration_ms"))
-    return (
-        event_id,
-        etype,
-        session_id,
-        tenant_id,
-        experiment,
-        variant,
-        ts.timestamp() if epoch else ts,
-        _str(get(MODEL)) or _str(get("model")),
-        _str(get("tool")) or _str(get(TOOL_NAME)),
-        inp,
-        out,
-        total,
-        _float(get("cost_usd")),
-        latency,
-        etype == "error" or get("is_error") is True,
-        data_json,
+    __slots__ = (
+        "data",
+        "event_id",
+        "experiment",
+        "session_id",
+        "tenant_id",
+        "timestamp",
+        "type",
+        "variant",
     )
 
+    def __init__(self, type: str, scope: Scope, data: dict[str, Any]) -> None:
+        self.event_id = new_event_id()
+        self.type = type
+        self.session_id = scope.session_id
+        self.data = data
+        self.timestamp = datetime.now(UTC)
+        self.tenant_id = scope.tenant_id
+        self.experiment = scope.experiment
+        self.variant = scope.variant
 
-def _dumps(obj: dict[str, Any]) -> str:
-    return _orjson_dumps(obj).decode() if _orjson_dumps is not None else _encode(obj)
+    @classmethod
+    def restore(cls, fields: dict[str, Any]) -> Event:
+        """An event back from its stored fields (the outbox, JSON lines)."""
+        event = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(event, name, fields.get(name))
+        return event
+
+    def to_model(self) -> AnalyticsEvent:
+        """The public pydantic event, with the same values (not validated again)."""
+        return AnalyticsEvent.model_construct(**{f: getattr(self, f) for f in self.__slots__})
+
+    def __repr__(self) -> str:
+        return f"Event({self.type!r}, {self.event_id!r}, session_id={self.session_id!r})"
 
 
-def encode_line(event: Any) -> str:
-    """One JSON line (no newline) holding the whole event, or :class:`EventEncodeError`."""
-    row = encode_row(event)
-    head = _dumps(
+def _event(type: EventType, scope: Scope, data: dict[str, Any]) -> Event:
+    if scope.turn_id is not None:
+        data[TURN_ID] = scope.turn_id
+    return Event(type, scope, data)
+
+
+def session_start(scope: Scope) -> Event:
+    return _event(SESSION_START, scope, {})
+
+
+def llm_request(
+    scope: Scope,
+    *,
+    model: str,
+    response_model: str | None,
+    provider: str,
+    latency_ms: float,
+    usage: Usage,
+    finish_reason: str | None,
+) -> Event:
+    """One model call."""
+    return _event(
+        LLM_REQUEST,
+        scope,
         {
-            "event_id": row[0],
-            "type": row[1],
-            "session_id": row[2],
-            "tenant_id": event.tenant_id,
-            "experiment": event.experiment,
-            "variant": event.variant,
-            "timestamp": row[6].isoformat(),
-        }
-    )
-    return f'{head[:-1]},"data":{row[15]}}}'
-
-
-def decode_line(line: str | bytes) -> AnalyticsEvent:
-    """An event back from :func:`encode_line` (spool replay, JSONL readers)."""
-    obj = json.loads(line)
-    if not isinstance(obj, dict) or not obj.get("event_id") or not obj.get("type"):
-        raise ValueError("not an analytics event line")
-    return AnalyticsEvent.model_construct(
-        event_id=obj["event_id"],
-        type=obj["type"],
-        session_id=obj.get("session_id"),
-        data=obj.get("data") or {},
-        timestamp=datetime.fromisoformat(obj["timestamp"]),
-        tenant_id=obj.get("tenant_id"),
-        experiment=obj.get("experiment"),
-        variant=obj.get("variant"),
+            MODEL: model,
+            RESPONSE_MODEL: response_model,
+            PROVIDER: provider,
+            LATENCY_MS: latency_ms,
+            INPUT_TOKENS: usage.input_tokens,
+            OUTPUT_TOKENS: usage.output_tokens,
+            FINISH_REASONS: [finish_reason],
+        },
     )
 
 
-def safe_repr_line(event: Any, error: str) -> str:
-    """A dead-letter line: as much of the event as can be written, and why it was refused."""
-    fields = {}
-    for name in ("event_id", "type", "session_id", "tenant_id", "experiment", "variant"):
-        value = getattr(event, name, None)
-        fields[name] = value if isinstance(value, str | None) else repr(value)
-    ts = getattr(event, "timestamp", None)
-    fields["timestamp"] = ts.isoformat() if isinstance(ts, datetime) else repr(ts)
-    try:
-        fields["data"] = json.loads(encode_data(event_label(event), getattr(event, "data", None)))
-    except EventEncodeError:
-        fields["data_repr"] = repr(getattr(event, "data", None))[:10_000]
-    fields["error"] = error
-    return json.dumps(fields, ensure_ascii=True, default=repr)
+def token_usage(
+    scope: Scope, *, model: str, provider: str | None, usage: Usage, cost_usd: float | None
+) -> Event:
+    """Tokens (and their cost, None when the model is unpriced) of a turn's model calls."""
+    return _event(
+        TOKEN_USAGE,
+        scope,
+        {
+            MODEL: model,
+            PROVIDER: provider,
+            INPUT_TOKENS: usage.input_tokens,
+            OUTPUT_TOKENS: usage.output_tokens,
+            CACHED_INPUT_TOKENS: usage.cached_input_tokens,
+            TOTAL_TOKENS: usage.input_tokens + usage.output_tokens,
+            COST_USD: cost_usd,
+            UNPRICED: cost_usd is None,
+        },
+    )
 
 
-def split_encoded(
-    events: Sequence[Any], encode: Any, **kwargs: Any
-) -> tuple[list[Any], list[EventEncodeError]]:
-    """Encode each event; keep the good ones, collect the errors of the bad ones."""
-    good: list[Any] = []
-    bad: list[EventEncodeError] = []
-    for event in events:
-        try:
-            good.append(encode(event, **kwargs))
-        except EventEncodeError as exc:
-            bad.append(exc)
-        except Exception as exc:  # a hostile __getattr__ or the like
-            bad.append(EventEncodeError(event_label(event), f"cannot be encoded: {exc!r}"))
-    return good, bad
+def tool_call(
+    scope: Scope, *, tool: str, call_id: str | None, duration_ms: float, is_error: bool
+) -> Event:
+    """One tool run."""
+    return _event(
+        TOOL_CALL,
+        scope,
+        {
+            TOOL: tool,
+            TOOL_NAME: tool,
+            TOOL_CALL_ID: call_id,
+            DURATION_MS: duration_ms,
+            IS_ERROR: is_error,
+        },
+    )
 
 
-def rejection_message(errors: Iterable[EventEncodeError], limit: int = 3) -> str:
-    """A readable summary of rejected events for :attr:`ExportResult.error`."""
-    errors = list(errors)
-    shown = "; ".join(str(e) for e in errors[:limit])
-    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
-    return f"{len(errors)} event(s) rejected: {shown}{more}"
+def tool_selection(scope: Scope, data: dict[str, Any]) -> Event:
+    """Which tools a turn offered and why (``SelectionResult.event_data()``)."""
+    return _event(TOOL_SELECTION, scope, data)
+
+
+def chat_complete(
+    scope: Scope,
+    *,
+    model: str,
+    latency_ms: float,
+    iterations: int,
+    total_tokens: int,
+    cost_usd: float | None,
+) -> Event:
+    """A turn that answered."""
+    return _event(
+        CHAT_COMPLETE,
+        scope,
+        {
+            MODEL: model,
+            LATENCY_MS: latency_ms,
+            ITERATIONS: iterations,
+            TOTAL_TOKENS: total_tokens,
+            COST_USD: cost_usd,
+        },
+    )
+
+
+def error(scope: Scope, exc: BaseException, stage: str) -> Event:
+    """A failure at ``stage`` (``prepare``, ``turn``, ``llm``...)."""
+    data = {ERROR_TYPE: type(exc).__name__, MESSAGE: str(exc)[:500], STAGE: stage}
+    return _event(ERROR, scope, data)
+
+
+def experiment_assignment(scope: Scope, *, experiment: str, variant: str) -> Event:
+    """A session assigned to an arm of an A/B experiment."""
+    return _event(EXPERIMENT_ASSIGNMENT, scope, {EXPERIMENT: experiment, VARIANT: variant})
+
+
+def feedback(scope: Scope, *, score: float, comment: str | None = None) -> Event:
+    """A user's rating of an answer."""
+    return _event(FEEDBACK, scope, {SCORE: score, COMMENT: comment})

@@ -1,123 +1,158 @@
-"""Model prices: a versioned table with effective dates, so a report over last quarter
-uses last quarter's prices. A model not in the table is *unpriced* (cost ``None``), never $0.
+"""Model prices: the ``genai-prices`` table with our overrides on top. A model neither
+knows is *unpriced* (cost ``None``), never $0.
 
-Prices for models the built-in table lacks (a fine-tune, a self-hosted model, a negotiated
-rate) come from a YAML or JSON file or a dict (:func:`load_price_table`); the file named by
-``VICTOR_PRICES_FILE`` extends :func:`default_price_table`.
+``genai-prices`` (maintained by the pydantic team, used by Pydantic AI) ships its data in
+the package: prices work offline, and its auto-update (``UpdatePrices``) is never started,
+so nothing is fetched at run time. Its data is large: it is loaded in a background thread
+when the first :class:`PriceTable` is made, not at ``import victor``.
+
+Overrides (a fine-tune, a self-hosted model, a negotiated rate) come from a YAML or JSON
+file or a dict (:func:`load_price_table`); the file named by ``VICTOR_PRICES_FILE``
+extends :func:`default_price_table`. An override applies from its ``effective_from`` date
+on; before it, the built-in price does.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from victor.errors import ConfigError
 from victor.protocols.messages import Usage
 
-PRICE_TABLE_VERSION = "2026-11-01"
+Rate = float | tuple[tuple[int, float], ...]  # USD per million tokens, or (from, rate) tiers
+
+
+def _rate(rate: Rate | None, input_tokens: int) -> float | None:
+    """A flat rate, or the tier the prompt's size falls in (the providers' cliff model)."""
+    if rate is None or isinstance(rate, float | int):
+        return rate
+    return [r for start, r in rate if input_tokens > start or start == 0][-1]
 
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
-    """USD per million tokens for one model from ``effective_from`` on."""
+    """USD per million tokens for one model from ``effective_from`` on. ``input_tokens``
+    counts cached tokens too; they cost ``cached_input`` when known, else ``input``."""
 
     model: str
-    input: float
-    output: float
-    cached_input: float | None = None  # None: cached tokens cost the same as input
+    input: Rate
+    output: Rate
+    cached_input: Rate | None = None
     effective_from: date = date(2000, 1, 1)
 
     def cost(self, usage: Usage) -> float:
-        cached = min(usage.cached_input_tokens, usage.input_tokens)
-        cached_rate = self.input if self.cached_input is None else self.cached_input
+        size = usage.input_tokens
+        inp, out = _rate(self.input, size), _rate(self.output, size)
+        cached_rate = _rate(self.cached_input, size)
+        cached = min(usage.cached_input_tokens, size)
         total = (
-            (usage.input_tokens - cached) * self.input
-            + cached * cached_rate
-            + usage.output_tokens * self.output
+            (size - cached) * inp  # type: ignore[operator]
+            + cached * (inp if cached_rate is None else cached_rate)
+            + usage.output_tokens * out  # type: ignore[operator]
         )
         return total / 1_000_000
 
 
-def _p(model: str, inp: float, out: float, cached: float | None, since: str = "2000-01-01"):
-    return ModelPrice(model, inp, out, cached, date.fromisoformat(since))
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    """``cost_usd`` is None exactly when ``unpriced``: an unknown model is never $0."""
+
+    cost_usd: float | None
+    unpriced: bool
+    priced_as: str | None  # the model the price is that of
+    table_version: str
 
 
-# List prices of the providers' public pages, per million tokens. ``input_tokens`` counts
-# cached tokens too (OpenAI's convention; the Anthropic provider adds cache reads in).
-BUILTIN_PRICES: tuple[ModelPrice, ...] = (
-    # OpenAI
-    _p("gpt-4o", 5.00, 15.00, None, "2024-05-13"),
-    _p("gpt-4o", 2.50, 10.00, 1.25, "2024-10-01"),
-    _p("gpt-4o-mini", 0.15, 0.60, 0.075, "2024-07-18"),
-    _p("gpt-4.1", 2.00, 8.00, 0.50, "2025-04-14"),
-    _p("gpt-4.1-mini", 0.40, 1.60, 0.10, "2025-04-14"),
-    _p("gpt-4.1-nano", 0.10, 0.40, 0.025, "2025-04-14"),
-    _p("o3", 10.00, 40.00, 2.50, "2025-04-16"),
-    _p("o3", 2.00, 8.00, 0.50, "2025-06-10"),
-    _p("o4-mini", 1.10, 4.40, 0.275, "2025-04-16"),
-    _p("gpt-5", 1.25, 10.00, 0.125, "2025-08-07"),
-    _p("gpt-5-mini", 0.25, 2.00, 0.025, "2025-08-07"),
-    _p("gpt-5-nano", 0.05, 0.40, 0.005, "2025-08-07"),
-    # Anthropic (cached_input is the cache-read price)
-    _p("claude-3-5-haiku", 0.80, 4.00, 0.08, "2024-10-22"),
-    _p("claude-3-7-sonnet", 3.00, 15.00, 0.30, "2025-02-24"),
-    _p("claude-sonnet-4", 3.00, 15.00, 0.30, "2025-05-22"),
-    _p("claude-opus-4", 15.00, 75.00, 1.50, "2025-05-22"),
-    _p("claude-opus-4-1", 15.00, 75.00, 1.50, "2025-08-05"),
-    _p("claude-sonnet-4-5", 3.00, 15.00, 0.30, "2025-09-29"),
-    _p("claude-haiku-4-5", 1.00, 5.00, 0.10, "2025-10-15"),
-    _p("claude-opus-4-5", 5.00, 25.00, 0.50, "2025-11-24"),
-)
+def _snapshot() -> Any:
+    from genai_prices import data_snapshot
+
+    return data_snapshot.get_snapshot()
+
+
+def _from_genai(value: Any) -> Rate | None:
+    if value is None:
+        return None
+    tiers = getattr(value, "tiers", None)
+    if tiers is None:
+        return float(value)
+    return ((0, float(value.base)), *((t.start, float(t.price)) for t in tiers))
+
+
+def builtin_price(model: str, at: date) -> ModelPrice | None:
+    """The ``genai-prices`` price of ``model`` on ``at``; None when it does not know it."""
+    try:
+        _, info = _snapshot().find_provider_model(model, None, None, None)
+    except LookupError:
+        return None
+    prices = info.get_prices(datetime.combine(at, time(12), UTC))
+    inp, out = _from_genai(prices.input_mtok), _from_genai(prices.output_mtok)
+    if inp is None or out is None:
+        return None
+    return ModelPrice(info.id, inp, out, _from_genai(prices.cache_read_mtok))
+
+
+def _genai_version() -> str:
+    from importlib.metadata import version
+
+    return f"genai-prices {version('genai-prices')}"
 
 
 class PriceTable:
-    """Looks up a model's price on a date.
+    """Looks up a model's price on a date: an override first, then ``genai-prices``.
 
-    Dated snapshots resolve to their family (``gpt-4o-2024-08-06`` -> ``gpt-4o``,
-    ``claude-sonnet-4-5-20250929`` -> ``claude-sonnet-4-5``) by longest matching prefix;
-    ``provider/model`` names (as routers write them) drop the provider.
+    Overrides resolve dated snapshots to their family by longest prefix
+    (``acme-ft-v3`` -> ``acme-ft``); ``provider/model`` names drop the provider.
     """
 
     def __init__(
-        self, prices: Iterable[ModelPrice] = BUILTIN_PRICES, *, version: str = PRICE_TABLE_VERSION
+        self,
+        prices: Iterable[ModelPrice] = (),
+        *,
+        builtin: bool = True,
+        version: str | None = None,
     ) -> None:
-        self.version = version
+        self.builtin = builtin
+        self.version = version or (_genai_version() if builtin else "overrides")
         self._by_model: dict[str, list[ModelPrice]] = {}
-        self._resolved: dict[str, str | None] = {}
+        self._family_of: dict[str, str | None] = {}
+        self._cache: dict[tuple[str, date], ModelPrice | None] = {}
         for price in prices:
-            self.add(price)
+            self.replace(price)
+        if builtin:  # the table is big: load it now, off the caller's thread
+            threading.Thread(target=_snapshot, name="victor-prices", daemon=True).start()
 
     @classmethod
     def from_config(
         cls, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, builtin: bool = True
     ) -> PriceTable:
-        """A table from config: ``{"version": ..., "prices": [{model, input, output, ...}]}``,
-        ``{"models": {name: {input, output, ...} or [dated entries]}}`` or a bare list.
-        ``builtin``: start from the built-in prices (the config adds and overrides)."""
-        table = cls(BUILTIN_PRICES if builtin else ())
+        """Overrides from ``{"version": ..., "prices": [{model, input, output, ...}]}``,
+        ``{"models": {name: {input, output, ...} or [dated entries]}}`` or a bare list."""
+        table = cls(builtin=builtin)
         table.load(config)
         return table
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, builtin: bool = True) -> PriceTable:
-        """A table from a YAML (``.yaml``/``.yml``) or JSON file; see :meth:`from_config`."""
-        table = cls(BUILTIN_PRICES if builtin else ())
+        """Overrides from a YAML (``.yaml``/``.yml``) or JSON file; see :meth:`from_config`."""
+        table = cls(builtin=builtin)
         table.load(_read_config(Path(path)), source=str(path))
         return table
 
     def load(
         self, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, source: str = "config"
     ) -> None:
-        """Add the prices of a config (see :meth:`from_config`); errors name the entry."""
+        """Add the prices of a config; errors name the source and the entry."""
         entries: list[Mapping[str, Any]] = []
         if isinstance(config, Mapping):
             if "version" in config:
-                self.version = str(config["version"])
+                self.version = f"{self.version} + {config['version']}"
             entries.extend(config.get("prices") or [])
             for model, spec in (config.get("models") or {}).items():
                 for item in spec if isinstance(spec, list) else [spec]:
@@ -126,82 +161,58 @@ class PriceTable:
             entries.extend(config)
         for index, entry in enumerate(entries):
             try:
-                self.extend([entry])
+                self.replace(_entry(entry))
             except (KeyError, TypeError, ValueError) as exc:
                 what = entry.get("model", "?") if isinstance(entry, Mapping) else entry
                 raise ValueError(f"{source}: price entry {index} ({what!r}): {exc!r}") from None
 
-    def add(self, price: ModelPrice) -> None:
-        versions = self._by_model.setdefault(price.model, [])
-        versions.append(price)
-        versions.sort(key=lambda p: p.effective_from)
-        self._resolved.clear()
-
-    def extend(self, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Add prices from config: mappings with ``model``, ``input``, ``output`` and
-        optionally ``cached_input`` and ``effective_from`` (ISO date)."""
-        for entry in entries:
-            since = entry.get("effective_from", "2000-01-01")
-            price = ModelPrice(
-                model=str(entry["model"]).lower(),
-                input=float(entry["input"]),
-                output=float(entry["output"]),
-                cached_input=(
-                    None if entry.get("cached_input") is None else float(entry["cached_input"])
-                ),
-                effective_from=since if isinstance(since, date) else date.fromisoformat(since),
-            )
-            if min(price.input, price.output, price.cached_input or 0.0) < 0:
-                raise ValueError("prices cannot be negative")
-            self.replace(price)
-
     def replace(self, price: ModelPrice) -> None:
-        """Add a price, overriding one of the same model and date (config beats built-in)."""
-        versions = self._by_model.get(price.model, [])
-        versions[:] = [p for p in versions if p.effective_from != price.effective_from]
-        self._by_model[price.model] = versions
-        self.add(price)
+        """Add an override, replacing one of the same model and date."""
+        versions = [
+            p
+            for p in self._by_model.get(price.model, [])
+            if p.effective_from != price.effective_from
+        ]
+        versions.append(price)
+        self._by_model[price.model] = sorted(versions, key=lambda p: p.effective_from)
+        self._family_of.clear()
+        self._cache.clear()
 
     @property
     def models(self) -> list[str]:
+        """The models with an override."""
         return sorted(self._by_model)
 
     def entries(self) -> list[ModelPrice]:
-        """Every price, by model then date."""
+        """Every override, by model then date."""
         return [p for model in self.models for p in self._by_model[model]]
 
-    def _family(self, model: str) -> str | None:
-        if model in self._resolved:
-            return self._resolved[model]
-        name = model.rsplit("/", 1)[-1].lower()
-        best: str | None = None
-        for known in self._by_model:
-            if (name == known or name.startswith(known + "-")) and (
-                best is None or len(known) > len(best)
-            ):
-                best = known
-        self._resolved[model] = best
-        return best
+    def _family(self, name: str) -> str | None:
+        if name not in self._family_of:
+            known = [k for k in self._by_model if name == k or name.startswith(k + "-")]
+            self._family_of[name] = max(known, key=len, default=None)
+        return self._family_of[name]
 
     def price(self, model: str, at: date | datetime | None = None) -> ModelPrice | None:
-        family = self._family(model)
-        if family is None:
-            return None
+        name = model.rsplit("/", 1)[-1].lower()
         when = at.date() if isinstance(at, datetime) else at or datetime.now(UTC).date()
-        current = None
-        for version in self._by_model[family]:
-            if version.effective_from <= when:
-                current = version
-        # Before the first listed date we have no price for it: unpriced, not a guess.
-        return current
+        key = (name, when)
+        if key not in self._cache:
+            family = self._family(name)
+            found = None
+            for version in self._by_model.get(family, []) if family else []:
+                if version.effective_from <= when:
+                    found = version
+            if found is None and self.builtin:
+                found = builtin_price(name, when)
+            self._cache[key] = found
+        return self._cache[key]
 
     def cost(
         self, model: str | None, usage: Usage, at: date | datetime | None = None
     ) -> float | None:
         """USD for ``usage`` on ``model``, or None when the model is unpriced."""
-        if not model:
-            return None
-        price = self.price(model, at)
+        price = self.price(model, at) if model else None
         return None if price is None else price.cost(usage)
 
     def quote(
@@ -214,23 +225,26 @@ class PriceTable:
         return PriceQuote(price.cost(usage), False, price.model, self.version)
 
 
-@dataclass(frozen=True, slots=True)
-class PriceQuote:
-    """``cost_usd`` is None exactly when ``unpriced``: an unknown model is never $0."""
-
-    cost_usd: float | None
-    unpriced: bool
-    priced_as: str | None  # the table entry used (the model's family)
-    table_version: str
+def _entry(entry: Mapping[str, Any]) -> ModelPrice:
+    since = entry.get("effective_from", "2000-01-01")
+    cached = entry.get("cached_input")
+    price = ModelPrice(
+        model=str(entry["model"]).lower(),
+        input=float(entry["input"]),
+        output=float(entry["output"]),
+        cached_input=None if cached is None else float(cached),
+        effective_from=since if isinstance(since, date) else date.fromisoformat(since),
+    )
+    if min(price.input, price.output, price.cached_input or 0.0) < 0:  # type: ignore[type-var]
+        raise ValueError("prices cannot be negative")
+    return price
 
 
 def _read_config(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from exc
+        import yaml
+
         try:
             return yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -244,8 +258,8 @@ def _read_config(path: Path) -> Any:
 def load_price_table(
     source: str | os.PathLike[str] | Mapping[str, Any] | PriceTable | None = None,
 ) -> PriceTable:
-    """The built-in table extended by ``source`` (a file path or a config dict); with no
-    source, by the file named in ``VICTOR_PRICES_FILE`` if set."""
+    """The built-in table with the overrides of ``source`` (a file path or a config dict);
+    with no source, those of the file named in ``VICTOR_PRICES_FILE`` if set."""
     if isinstance(source, PriceTable):
         return source
     if source is None:
@@ -266,14 +280,16 @@ def load_price_table(
 
 
 _default: PriceTable | None = None
+_default_lock = threading.Lock()
 
 
 def default_price_table() -> PriceTable:
     """The process-wide table: built-in prices plus ``VICTOR_PRICES_FILE`` if set."""
     global _default
-    if _default is None:
-        _default = load_price_table()
-    return _default
+    with _default_lock:
+        if _default is None:
+            _default = load_price_table()
+        return _default
 
 
 def set_default_price_table(table: PriceTable | None) -> None:

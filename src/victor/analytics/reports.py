@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from victor.analytics.events import CHAT_COMPLETE, ERROR, LLM_REQUEST, TOKEN_USAGE, TOOL_CALL
 from victor.analytics.exporters._schema import DEFAULT_TABLE, ident
 
 DIMENSIONS = {
@@ -109,28 +110,28 @@ class SummaryRow:
         )
 
 
-_AGGREGATES = """
+_AGGREGATES = f"""
     COUNT(*),
-    SUM(CASE WHEN type = 'llm_request' THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type = 'chat_complete' THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type = 'tool_call' THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type = 'error' OR (type = 'tool_call' AND is_error) THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type IN ('llm_request', 'tool_call', 'error') THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type = 'token_usage' THEN input_tokens END),
-    SUM(CASE WHEN type = 'token_usage' THEN output_tokens END),
-    SUM(CASE WHEN type = 'token_usage' THEN total_tokens END),
-    SUM(CASE WHEN type = 'token_usage' THEN cost_usd END),
-    SUM(CASE WHEN type = 'token_usage' AND cost_usd IS NULL THEN 1 ELSE 0 END),
-    AVG(CASE WHEN type = {lat} THEN latency_ms END),
-    COUNT(CASE WHEN type = 'token_usage' THEN cost_usd END)"""
+    SUM(CASE WHEN type = '{LLM_REQUEST}' THEN 1 ELSE 0 END),
+    SUM(CASE WHEN type = '{CHAT_COMPLETE}' THEN 1 ELSE 0 END),
+    SUM(CASE WHEN type = '{TOOL_CALL}' THEN 1 ELSE 0 END),
+    SUM(CASE WHEN type = '{ERROR}' OR (type = '{TOOL_CALL}' AND is_error) THEN 1 ELSE 0 END),
+    SUM(CASE WHEN type IN ('{LLM_REQUEST}', '{TOOL_CALL}', '{ERROR}') THEN 1 ELSE 0 END),
+    SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN input_tokens END),
+    SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN output_tokens END),
+    SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN total_tokens END),
+    SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN cost_usd END),
+    SUM(CASE WHEN type = '{TOKEN_USAGE}' AND cost_usd IS NULL THEN 1 ELSE 0 END),
+    AVG(CASE WHEN type = {{lat}} THEN latency_ms END),
+    COUNT(CASE WHEN type = '{TOKEN_USAGE}' THEN cost_usd END)"""
 
 
 def _latency_type(dims: Sequence[str], latency_of: str | None) -> str:
     if latency_of:
         return latency_of
     if "tool" in dims:
-        return "tool_call"
-    return "llm_request" if "model" in dims else "chat_complete"
+        return TOOL_CALL
+    return LLM_REQUEST if "model" in dims else CHAT_COMPLETE
 
 
 def _dims(by: str | Sequence[str] | None) -> list[str]:
@@ -193,7 +194,7 @@ class AnalyticsReader:
     async def totals(
         self, since: str | timedelta | datetime | None = "24h", until: str | datetime | None = None
     ) -> SummaryRow:
-        rows = await self.summary(since, until, by=None, latency_of="chat_complete")
+        rows = await self.summary(since, until, by=None, latency_of=CHAT_COMPLETE)
         return rows[0] if rows else SummaryRow(key=())
 
     async def timeseries(

@@ -205,46 +205,51 @@ def summary(
 
 
 @app.command()
-def spool(
-    directory: Annotated[
-        Path | None, typer.Option("--dir", help="Spool directory (default: in the data dir).")
+def outbox(
+    path: Annotated[
+        Path | None, typer.Option("--path", help="Outbox file (default: in the data dir).")
     ] = None,
 ) -> None:
-    """Events waiting in the on-disk spool, per exporter (replayed at the next start)."""
+    """Batches waiting for remote exporters, and events refused for good, per destination."""
     from rich.console import Console
     from rich.table import Table
 
-    from victor.analytics.spool import spool_status
+    from victor.analytics.outbox import Outbox
 
-    if directory is None:
+    if path is None:
         from victor.config import Settings
 
-        directory = Settings().data_dir / "spool" / "analytics"
-    statuses = spool_status(directory)
-    table = Table(title=f"Analytics spool ({directory})")
-    for name, justify in (("exporter", "left"), ("segments", "right"), ("bytes", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    table.add_column("dead-letter files", justify="right")
-    table.add_column("destination", justify="left")
+        path = Settings().data_dir / "analytics-outbox.db"
+    box = Outbox(path)
+    try:
+        statuses = box.status()
+    finally:
+        box.close()
+    table = Table(title=f"Analytics outbox ({path})")
+    table.add_column("destination")
+    for name in ("batches waiting", "bytes", "rejected events"):
+        table.add_column(name, justify="right")
     for status in statuses:
         table.add_row(
-            status.name,
-            str(status.segments),
+            _redact(status.destination),
+            f"{status.batches:,}",
             f"{status.bytes:,}",
-            str(status.dead_files),
-            _redact(status.destination) if status.destination else "-",
+            f"{status.rejected:,}",
         )
-    Console().print(table if statuses else f"nothing spooled in {directory}")
+    Console().print(table if statuses else f"nothing waits in {path}")
 
 
 @app.command()
 def prices(
     file: Annotated[
         Path | None,
-        typer.Option("--file", help="A YAML/JSON price file to add (else VICTOR_PRICES_FILE)."),
+        typer.Option("--file", help="A YAML/JSON override file (else VICTOR_PRICES_FILE)."),
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Show the price of this model.")
     ] = None,
 ) -> None:
-    """The price table in force (USD per million tokens)."""
+    """The overrides in force and the price of given models (USD per million tokens)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -254,16 +259,29 @@ def prices(
         table_ = load_price_table(file)
     except (OSError, ValueError, ImportError) as exc:
         _fail(exc)
-    table = Table(title=f"Prices (table version {table_.version})")
-    for name in ("model", "from", "input", "output", "cached input"):
-        table.add_column(name, justify="left" if name in ("model", "from") else "right")
-    for price in table_.entries():
-        cached = "-" if price.cached_input is None else f"{price.cached_input:g}"
+    table = Table(title=f"Prices ({table_.version})")
+    for name in ("model", "priced as", "from", "input", "output", "cached input"):
+        table.add_column(
+            name, justify="left" if name in ("model", "priced as", "from") else "right"
+        )
+    rows = [(p.model, p) for p in table_.entries()]
+    rows += [(name, table_.price(name)) for name in model or ()]
+    for name, price in rows:
+        if price is None:
+            table.add_row(name, "unpriced", "-", "-", "-", "-")
+            continue
         table.add_row(
+            name,
             price.model,
             price.effective_from.isoformat(),
-            f"{price.input:g}",
-            f"{price.output:g}",
-            cached,
+            *(_fmt_rate(r) for r in (price.input, price.output, price.cached_input)),
         )
     Console().print(table)
+
+
+def _fmt_rate(rate: Any) -> str:
+    if rate is None:
+        return "-"
+    if isinstance(rate, tuple):  # tiers by prompt size
+        return " / ".join(f"{r:g}" + (f" >{start // 1000}k" if start else "") for start, r in rate)
+    return f"{rate:g}"

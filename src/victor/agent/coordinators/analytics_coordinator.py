@@ -1,44 +1,49 @@
 """Collects analytics events and hands them to exporters in the background.
 
-The chat loop calls :meth:`AnalyticsCoordinator.emit` for every event: a list append, under
-a tenth of a microsecond. A background task moves events in batches to one *lane* per
-exporter (see :mod:`victor.analytics.lanes`), so a slow or broken exporter never slows a
-chat turn nor another exporter. What cannot be delivered yet (queue full, exporter down)
-goes to an on-disk spool and is replayed later, also by the next process that starts.
+The chat loop calls :meth:`AnalyticsCoordinator.emit` for every event: a list append. A
+background task takes the events in batches and delivers them:
 
-Memory is bounded: ``max_queue`` events in the buffer, and per exporter ``max_queue``
-queued plus ``max_spool_queue`` (default ``max_queue``) waiting for the spool writer; past
-that (a disk slower than the traffic), events are dropped and counted. The spool of each
-exporter is bounded by ``max_spool_bytes`` (oldest segments evicted, and counted).
+* to a **local** exporter (the SQLite default, JSON lines, the console, custom exporters)
+  through its own bounded queue and task, with a few retries: a slow or failing exporter
+  never slows a chat turn nor another exporter;
+* to a **remote** exporter (``outbox = True``: PostgreSQL, OpenTelemetry, custom exporters
+  that ask for it) through the :class:`~victor.analytics.outbox.Outbox`, a local SQLite
+  file: each batch is written there in one transaction, then a forwarder per destination
+  sends it, in order, with back-off while the destination is down, and deletes it once
+  stored. What waits there is sent by the next process that starts.
+
+Memory is bounded: at most ``max_queue`` events wait for the background task, and as many
+per local exporter; past that, events are dropped, counted in :attr:`stats` and logged.
+
+**What can be lost.** Events still in memory when the process dies without
+:meth:`aclose` (a SIGKILL, a crash): those emitted since the last batch was taken (at most
+``flush_interval`` seconds' worth, or ``batch_size`` events), and those queued for local
+exporters. Batches in the outbox are not lost. A smaller ``flush_interval`` or
+``batch_size`` shrinks the window; ``await flush()`` closes it at a point of your choice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
 import os
+import random
 import time
-import weakref
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
+from victor.analytics.encoding import decode_line, encode_line, event_label, safe_repr_line
+from victor.analytics.exporters.base import BaseAnalyticsExporter
 from victor.analytics.exporters.console import ConsoleAnalyticsExporter
-from victor.analytics.lanes import Lane, LaneConfig
-from victor.analytics.spool import Spool
-from victor.analytics.stats import (
-    AnalyticsStats,
-    ExporterStats,
-    destination_of,
-    lane_names,
-    spool_name,
-)
-from victor.protocols.analytics import AnalyticsEvent, IAnalyticsExporter
+from victor.analytics.outbox import Outbox
+from victor.analytics.stats import AnalyticsStats, ExporterStats
+from victor.protocols.analytics import AnalyticsEvent, ExportResult, IAnalyticsExporter
 
 logger = logging.getLogger("victor.analytics")
 
@@ -46,57 +51,202 @@ __all__ = [
     "AnalyticsCoordinator",
     "AnalyticsStats",
     "BaseAnalyticsExporter",
-    "BatchExportResult",
     "ConsoleAnalyticsExporter",
     "ExporterStats",
 ]
 
-_live: weakref.WeakSet[AnalyticsCoordinator] = weakref.WeakSet()
+Batch = tuple[Any, ...]
 
 
-class _Exporters(list):  # type: ignore[type-arg]
-    """The coordinator's exporters: any change flags the lanes for re-matching (by
-    identity), a cheap check on the hot path."""
-
-    changed = True
+def _to_models(batch: Batch) -> Batch:
+    """Public ``AnalyticsEvent`` models for exporters that did not ask for records."""
+    return tuple(e if isinstance(e, AnalyticsEvent) else e.to_model() for e in batch)
 
 
-def _flagging(name: str) -> Any:
-    method = getattr(list, name)
+def _encode(batch: Batch) -> tuple[list[bytes], list[tuple[str, str]]]:
+    """JSON lines for the outbox, and the events that cannot be stored (and why)."""
+    lines, bad = [], []
+    for event in batch:
+        try:
+            lines.append(encode_line(event).encode())
+        except Exception as exc:
+            bad.append((safe_repr_line(event, str(exc)), str(exc)))
+    return lines, bad
 
-    def changed(self: _Exporters, *args: Any) -> Any:
-        result = method(self, *args)
-        self.changed = True
-        return result
 
-    changed.__name__ = name
-    return changed
+def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch, str | None]:
+    """(rejected for good, worth retrying, error) after an export; see ExportResult."""
+    if not isinstance(result, ExportResult) or (
+        result.success and not result.failed_event_ids and not result.rejected_event_ids
+    ):
+        return (), (), None
+    rejected_ids = set(result.rejected_event_ids)
+    failed_ids = set(result.failed_event_ids) - rejected_ids
+    if result.success:  # "success" means: do not retry
+        rejected_ids |= failed_ids
+        failed_ids = set()
+    rejected = tuple(e for e in events if event_label(e) in rejected_ids)
+    retry = tuple(e for e in events if event_label(e) in failed_ids)
+    if not result.success and not rejected and not retry:  # no usable ids: all failed
+        return (), tuple(events), result.error or "export failed"
+    return rejected, retry, result.error
 
 
-for _name in (
-    "append",
-    "extend",
-    "insert",
-    "remove",
-    "pop",
-    "clear",
-    "__setitem__",
-    "__delitem__",
-    "__iadd__",
-    "__imul__",
-):
-    setattr(_Exporters, _name, _flagging(_name))
+class _Delivery:
+    """One exporter's queue (local) or forwarder (remote), its task and counters."""
+
+    def __init__(self, coordinator: AnalyticsCoordinator, exporter: Any, name: str) -> None:
+        self.coordinator, self.exporter, self.name = coordinator, exporter, name
+        self.remote = coordinator.use_outbox and getattr(exporter, "outbox", False) is True
+        self.takes_records = getattr(exporter, "takes_records", False) is True
+        destination = getattr(exporter, "destination", None)
+        self.key = destination if isinstance(destination, str) and destination else name
+        self.stats = ExporterStats(name)
+        self.queue: deque[Batch] = deque()
+        self.written = 0  # outbox writes for this destination, to tell a stale "empty"
+        self.backoff = 0.0
+        self.closing = False
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.wake, self.idle, self.stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        if self.closing:
+            self.stop.set()
+        run = self._forward if self.remote else self._deliver_queue
+        self.task = asyncio.get_running_loop().create_task(run(), name=f"analytics:{self.name}")
+
+    def offer(self, batch: Batch) -> None:
+        if self.stats.queued + len(batch) > self.coordinator.max_queue:
+            self.coordinator.count_drop(self.stats, len(batch), "its queue is full")
+            return
+        self.queue.append(batch)
+        self.stats.queued += len(batch)
+        self.idle.clear()
+        self.wake.set()
+
+    def outboxed(self, good: int, bad: list[tuple[str, str]]) -> None:
+        self.stats.outboxed += good
+        self.reject_count(len(bad), bad[0][1] if bad else None)
+        self.written += 1
+        self.idle.clear()
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closing = True
+        if self.task is not None:
+            self.stop.set()
+            self.wake.set()
+
+    def reject_count(self, n: int, error: str | None) -> None:
+        if n:
+            self.stats.rejected += n
+            logger.error("analytics exporter %s rejected %d event(s): %s", self.name, n, error)
+
+    async def _export(self, events: Sequence[Any]) -> tuple[Batch, Batch, str | None]:
+        """One export call, bounded by ``export_timeout``, classified."""
+        timeout = asyncio.timeout(self.coordinator.export_timeout)
+        try:
+            async with timeout:
+                result = await self.exporter.export(events)
+        except Exception as exc:
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                raise asyncio.CancelledError from exc  # asked to stop while it failed
+            error = f"export timed out after {self.coordinator.export_timeout}s"
+            if not timeout.expired():
+                error = f"{type(exc).__name__}: {exc}"
+            return (), tuple(events), error
+        return _classify(result, events)
+
+    async def _send(self, events: Sequence[Any]) -> tuple[Sequence[Any], str | None]:
+        """Export with retries. Returns what is left because nothing went through (the
+        exporter looks down) and the last error. Events an exporter that works keeps
+        refusing are rejected after the retries."""
+        coordinator = self.coordinator
+        progressed, error = False, None
+        for attempt in range(coordinator.max_retries + 1):
+            if attempt:
+                self.stats.retries += 1
+                await asyncio.sleep(coordinator.retry_delay(attempt))
+            rejected, retry, error = await self._export(events)
+            self.stats.exported += len(events) - len(rejected) - len(retry)
+            progressed = progressed or len(retry) < len(events)
+            await coordinator.reject(self, rejected, error)
+            events = retry
+            if not events:
+                break
+        if events and progressed:
+            await coordinator.reject(self, events, f"refused {attempt + 1}x: {error}")
+            events = ()
+        if not events:
+            self.stats.healthy = True
+        return events, error
+
+    def _down(self, error: str | None) -> None:
+        self.stats.failed_batches += 1
+        self.stats.healthy, self.stats.last_error = False, error
+        logger.warning("analytics exporter %s failed: %s", self.name, error)
+
+    # -- local exporters: a bounded in-memory queue ----------------------------------------
+
+    async def _deliver_queue(self) -> None:
+        coordinator = self.coordinator
+        while True:
+            while not self.queue:
+                self.idle.set()
+                if self.closing:
+                    return
+                await self.wake.wait()
+                self.wake.clear()
+            batch = self.queue[0]  # left in the queue while in flight: counted as queued
+            left, error = await self._send(batch if self.takes_records else _to_models(batch))
+            self.queue.popleft()
+            self.stats.queued -= len(batch)
+            if left:
+                self._down(error)
+                coordinator.count_drop(self.stats, len(left), f"it failed: {error}")
+
+    # -- remote exporters: a forwarder draining the outbox ---------------------------------
+
+    async def _forward(self) -> None:
+        coordinator = self.coordinator
+        while True:
+            written = self.written
+            batch, events = await coordinator.io(coordinator.read_outbox, self.key)
+            if batch is None:
+                if written == self.written:  # no write landed while we looked
+                    self.idle.set()
+                if self.closing:
+                    return
+                await self.wake.wait()
+                self.wake.clear()
+                continue
+            left, error = await self._send(events if self.takes_records else _to_models(events))
+            if not left:
+                await coordinator.io(coordinator.outbox.done, batch.id)
+                self.backoff = 0.0
+                continue
+            self._down(error)
+            self.idle.set()  # flush() does not wait for a destination that is down
+            if self.closing:
+                return  # what is left waits in the outbox for the next start
+            self.backoff = min(
+                coordinator.max_backoff, max(coordinator.retry_backoff, 2 * self.backoff)
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.backoff * (0.5 + random.random())):
+                    await self.stop.wait()
 
 
 class AnalyticsCoordinator:
     """Batches events in the background and delivers them to every exporter.
 
     ``emit`` never blocks and never raises. ``batch_size`` events or ``flush_interval``
-    seconds, whichever comes first, make a batch. At most ``max_queue`` events wait in
-    memory (also per exporter); more go to the spool under ``spool_dir`` (default
-    ``Settings().data_dir / "spool" / "analytics"``), or are dropped and counted when
-    ``spool=False``. ``await flush()`` delivers what is queued; ``await aclose()`` also
-    replays the spool and shuts the exporters down.
+    seconds, whichever comes first, make a batch. ``exporters`` is a plain list: add or
+    remove exporters at any time. ``outbox_path`` (default ``Settings().data_dir /
+    "analytics-outbox.db"``, created on first use) holds the batches of remote exporters
+    and the events refused for good; ``outbox=False`` sends to remote exporters directly,
+    dropping (and counting) what fails. ``await flush()`` delivers what is queued; ``await
+    aclose()`` also drains the outbox where the destination is up and shuts exporters down.
     """
 
     DEFAULT_MAX_QUEUE = 100_000
@@ -108,276 +258,251 @@ class AnalyticsCoordinator:
         batch_size: int = 1000,
         flush_interval: float = 1.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
-        spool_dir: str | os.PathLike[str] | None = None,
-        spool: bool = True,
-        fsync: bool = True,
+        outbox_path: str | os.PathLike[str] | None = None,
+        outbox: bool = True,
         max_retries: int = 2,
         retry_backoff: float = 0.1,
         max_backoff: float = 60.0,
         export_timeout: float = 30.0,
         close_timeout: float = 30.0,
-        max_replay_attempts: int = 10,
-        segment_bytes: int = 8 << 20,
-        max_spool_bytes: int | None = 1 << 30,
-        max_spool_queue: int | None = None,
     ) -> None:
-        self._exporters = _Exporters(exporters or [])
+        self.exporters: list[IAnalyticsExporter] = list(exporters or [])
         self.batch_size = max(1, batch_size)
         self.flush_interval = flush_interval
         self.max_queue = max(self.batch_size, max_queue)
-        self.close_timeout = close_timeout
-        self.spool_dir: Path | None = None
-        self._spool_wanted, self._spool_dir_arg = spool, spool_dir
-        self._segment_bytes, self._fsync = segment_bytes, fsync
-        self._max_spool_bytes = max_spool_bytes
-        self._config = LaneConfig(
-            batch_size=self.batch_size,
-            max_pending=self.max_queue,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            max_backoff=max_backoff,
-            export_timeout=export_timeout,
-            max_replay_attempts=max_replay_attempts,
-            max_spool_queue=max_spool_queue or self.max_queue,
+        self.use_outbox = outbox
+        self._outbox_path = outbox_path
+        self._outbox: Outbox | None = None
+        self.max_retries, self.retry_backoff, self.max_backoff = (
+            max_retries,
+            retry_backoff,
+            max_backoff,
         )
-        self._executor: ThreadPoolExecutor | None = None
-        self._lanes: list[Lane] = []
-        self._retired: list[Lane] = []  # lanes of exporters removed from the list
-        self._buf: list[AnalyticsEvent] = []
-        self._emitted = 0
-        self._overflowed = 0
-        self._dropped = 0
-        self._last_drop_log = 0.0
+        self.export_timeout, self.close_timeout = export_timeout, close_timeout
+        self._deliveries: dict[int, _Delivery] = {}
+        self._retired: list[_Delivery] = []
+        self._buf: list[Any] = []
+        self._wake_at = 1  # emit() takes its slow path at this length (1: start the task)
+        self._emitted = self._dropped = 0
+        self._last_drop_log = -1e9
         self._closed = False
-        self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup: asyncio.Event | None = None
-        # emit() takes its slow path once the buffer reaches this size: 1 until the
-        # background task runs, then batch_size, then max_queue until the next drain.
-        self._wake_at = 0
-        self._enabled = False
-        self._sync_lanes()
-        _live.add(self)
-
-    @property
-    def exporters(self) -> list[IAnalyticsExporter]:
-        """The exporters; append to (or change) this list to add (or remove) exporters."""
-        return self._exporters
-
-    @exporters.setter
-    def exporters(self, value: Iterable[IAnalyticsExporter]) -> None:
-        self._exporters = _Exporters(value)
-
-    def _sync_lanes(self) -> None:
-        """One lane per exporter in the list, matched by identity: new exporters get a lane,
-        the lanes of removed ones finish their queue and stop."""
-        self._exporters.changed = False
-        if self._closed:
-            return
-        current = {id(e): e for e in self._exporters}
-        for lane in [lane for lane in self._lanes if id(lane.exporter) not in current]:
-            self._lanes.remove(lane)
-            self._retired.append(lane)
-            lane.close()
-        known = {id(lane.exporter) for lane in self._lanes}
-        added = [e for e in current.values() if id(e) not in known]
-        if added:
-            self._add_lanes(added)
-        order = {key: i for i, key in enumerate(current)}
-        self._lanes.sort(key=lambda lane: order[id(lane.exporter)])
-        self._enabled = bool(self._lanes)
-        if self._wake_at == 0 and self._enabled:
-            self._wake_at = 1
-
-    def _add_lanes(self, added: list[IAnalyticsExporter]) -> None:
-        if self._spool_wanted and self.spool_dir is None:
-            if self._spool_dir_arg is None:
-                from victor.config import Settings
-
-                self._spool_dir_arg = Settings().data_dir / "spool" / "analytics"
-            self.spool_dir = Path(self._spool_dir_arg)
-        everyone = [*self._lanes, *self._retired]
-        taken = [lane.name for lane in everyone]
-        spools = [lane.spool.directory.name for lane in everyone if lane.spool is not None]
-        for exporter, name in zip(added, lane_names(added, taken), strict=True):
-            lane_spool = None
-            if self.spool_dir is not None and getattr(exporter, "spool", True):
-                directory = spool_name(exporter, name, spools)
-                spools.append(directory)
-                lane_spool = Spool(
-                    self.spool_dir / directory,
-                    segment_bytes=self._segment_bytes,
-                    fsync=self._fsync,
-                    max_bytes=self._max_spool_bytes,
-                    destination=destination_of(exporter),
-                )
-            lane = Lane(exporter, name, lane_spool, self._config, self._run_io, self._submit)
-            self._lanes.append(lane)
-            if self._task is not None and self._loop is not None:
-                lane.start(self._loop)
+        self._task: asyncio.Task[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- the hot path -------------------------------------------------------------------
 
     @property
     def enabled(self) -> bool:
         """False when nothing would receive events: the caller need not build them."""
-        if self._exporters.changed:
-            self._sync_lanes()
-        return self._enabled
+        return bool(self.exporters) and not self._closed
 
-    def emit(self, event: AnalyticsEvent) -> None:
-        """Queue one event. Never blocks, never raises. Call it on the event loop's
-        thread; from another thread use :meth:`emit_threadsafe`."""
+    def emit(self, event: Any) -> None:
+        """Queue one event (an ``AnalyticsEvent`` or a builder's ``Event``). Never blocks,
+        never raises; call it on the event loop's thread."""
         buf = self._buf
         buf.append(event)
         if len(buf) >= self._wake_at:
             self._emit_slow()
 
-    def emit_threadsafe(self, event: AnalyticsEvent) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.emit, event)
-                return
-        self.emit(event)
-
     def _emit_slow(self) -> None:
         try:
             buf = self._buf
-            if self._exporters.changed:
-                self._sync_lanes()
-            if not self._lanes or self._closed:
-                n = len(buf)
+            if self._closed or not self.exporters:
+                if self._closed:
+                    self.count_drop(None, len(buf), "the coordinator is closed")
                 buf.clear()
-                if self._closed and (self._lanes or self._retired):
-                    self._count_drop(n, "the coordinator is closed")
                 return
-            if self._task is None or self._loop is not asyncio._get_running_loop():
-                self._start()
-            n = len(buf)
-            if n >= self.max_queue:
-                # The loop is too busy to run the pump: hand the buffer to the lanes now.
-                # Each queues what fits and passes only its excess to its spool writer.
-                self._drain()
+            if len(buf) > self.max_queue:
+                buf.pop()
+                self.count_drop(None, 1, f"{self.max_queue} events already wait")
                 return
-            if n >= self.batch_size and self._wakeup is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop yet: keep them until one runs (bounded)
+                self._wake_at = self.batch_size
+                return
+            if self._task is None or self._loop is not loop:
+                self._start(loop)
+            if len(buf) >= self.batch_size:
                 self._wakeup.set()
                 self._wake_at = self.max_queue
         except Exception:  # never let analytics break a chat turn
             logger.exception("analytics emit failed")
 
-    def _count_drop(self, n: int, why: str) -> None:
-        self._dropped += n
+    def count_drop(self, stats: ExporterStats | None, n: int, why: str) -> None:
+        """Count lost events, and say so (at most one warning every 10 seconds)."""
+        if stats is None:
+            self._dropped += n
+        else:
+            stats.dropped += n
         now = time.monotonic()
-        if now - self._last_drop_log > 60.0:
+        if now - self._last_drop_log >= 10.0:
             self._last_drop_log = now
-            logger.warning("analytics: dropped %d event(s) so far: %s", self._dropped, why)
+            where = "" if stats is None else f" for exporter {stats.name}"
+            logger.warning(
+                "analytics: %d event(s) dropped so far%s: %s (see AnalyticsCoordinator.stats)",
+                self.stats.dropped,
+                where,
+                why,
+            )
 
     # -- background ---------------------------------------------------------------------
 
-    def _ensure_started(self) -> None:
-        if self._task is None or self._loop is not asyncio.get_running_loop():
-            self._start()
-
-    def _start(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop yet: the first flush() or emit on a loop starts it
-            self._wake_at = self.batch_size
-            return
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._wakeup = asyncio.Event()
-        for lane in self._lanes:
-            if lane.task is None or lane.task.done() or lane.task.get_loop() is not loop:
-                lane.start(loop)
+        self._drain_lock = asyncio.Lock()
+        for delivery in self._deliveries.values():
+            delivery.start()
         self._task = loop.create_task(self._pump(), name="victor-analytics-pump")
         self._wake_at = self.batch_size
 
+    def _ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._loop is not loop:
+            self._start(loop)
+
     async def _pump(self) -> None:
-        assert self._wakeup is not None
-        wakeup = self._wakeup
+        while True:
+            with contextlib.suppress(TimeoutError):  # a cancellation is never swallowed
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                await self._drain()
+            except Exception:  # a bug must not stop deliveries
+                logger.exception("analytics: delivering a batch failed")
+
+    def _sync(self) -> None:
+        """One delivery per exporter in the list, matched by identity."""
+        current = {id(e): e for e in self.exporters}
+        for key in [k for k in self._deliveries if k not in current]:
+            retired = self._deliveries.pop(key)
+            retired.close()
+            self._retired.append(retired)
+        taken = {d.name for d in [*self._deliveries.values(), *self._retired]}
+        for key, exporter in current.items():
+            if key not in self._deliveries:
+                base = getattr(exporter, "name", None) or type(exporter).__name__
+                name, n = base, 1
+                while name in taken:
+                    n += 1
+                    name = f"{base}-{n}"
+                taken.add(name)
+                delivery = self._deliveries[key] = _Delivery(self, exporter, name)
+                if self._task is not None:
+                    delivery.start()
+
+    async def _drain(self) -> None:
+        """Hand what was emitted to the deliveries: local queues, and the outbox."""
+        async with self._drain_lock:
+            self._sync()
+            buf, self._buf = self._buf, []
+            if not self._closed:
+                self._wake_at = self.batch_size
+            self._emitted += len(buf)
+            deliveries = list(self._deliveries.values())
+            remote = [d for d in deliveries if d.remote]
+            for start in range(0, len(buf), self.batch_size):
+                batch, models = tuple(buf[start : start + self.batch_size]), None
+                for delivery in deliveries:
+                    if not delivery.remote:
+                        if not delivery.takes_records and models is None:
+                            models = _to_models(batch)
+                        delivery.offer(batch if delivery.takes_records else models)
+                if remote:
+                    await self._to_outbox(batch, remote)
+
+    async def _to_outbox(self, batch: Batch, remote: list[_Delivery]) -> None:
         try:
-            while True:
-                with contextlib.suppress(TimeoutError):  # a cancellation is never swallowed
-                    async with asyncio.timeout(self.flush_interval):
-                        await wakeup.wait()
-                wakeup.clear()
-                self._drain()
-        finally:
-            self._task = None
-            self._wake_at = 0 if self._closed or not self._lanes else 1
-
-    def _drain(self) -> None:
-        """Move the buffer to the lanes, in immutable batches shared by all lanes."""
-        if self._exporters.changed:
-            self._sync_lanes()
-        buf, self._buf = self._buf, []
-        if self._task is not None and not self._closed:
-            self._wake_at = self.batch_size
-        if not buf:
+            lines, bad = await self.io(self._write_outbox, batch, [d.key for d in remote])
+        except Exception as exc:
+            for delivery in remote:
+                self.count_drop(delivery.stats, len(batch), f"the outbox failed: {exc}")
             return
-        self._emitted += len(buf)
-        size = self.batch_size
-        for start in range(0, len(buf), size):
-            batch = tuple(buf[start : start + size])
-            overflowed = False
-            for lane in self._lanes:
-                overflowed = lane.offer(batch) or overflowed
-            if overflowed:
-                self._overflowed += len(batch)
+        for delivery in remote:
+            delivery.outboxed(len(lines), bad)
 
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="victor-analytics-spool")
-        return self._executor
+    def _write_outbox(self, batch: Batch, keys: list[str]) -> tuple[list[bytes], list[Any]]:
+        lines, bad = _encode(batch)
+        if lines:
+            self.outbox.put(keys, lines)
+        for key in keys if bad else ():
+            self.outbox.reject(key, bad)
+        return lines, bad
 
-    def _submit(self, fn: Any) -> Future[Any]:
-        """Blocking spool work, queued in order on the coordinator's own thread."""
-        return self._pool().submit(fn)
+    def read_outbox(self, key: str) -> tuple[Any, Batch]:
+        batch = self.outbox.oldest(key)
+        return batch, () if batch is None else tuple(decode_line(line) for line in batch.lines)
 
-    async def _run_io(self, fn: Any, *args: Any) -> Any:
-        """Blocking spool work, on the coordinator's own thread, never on the loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool(), partial(fn, *args))
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            path = self._outbox_path
+            if path is None:
+                from victor.config import Settings
+
+                path = Settings().data_dir / "analytics-outbox.db"
+            self._outbox = Outbox(Path(path))
+        return self._outbox
+
+    async def io(self, fn: Any, *args: Any) -> Any:
+        """Blocking outbox work, in order, on the coordinator's one thread."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="victor-analytics-outbox")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+
+    def retry_delay(self, attempt: int) -> float:
+        delay = min(self.max_backoff, self.retry_backoff * 2 ** (attempt - 1))
+        return delay * (0.5 + random.random())
+
+    async def reject(self, delivery: _Delivery, events: Sequence[Any], error: str | None) -> None:
+        """Count, log and keep (in the outbox's ``rejected`` table) refused events."""
+        if not events:
+            return
+        delivery.reject_count(len(events), error)
+        if self.use_outbox:
+            why = error or "rejected by the exporter"
+            entries = [(safe_repr_line(e, why), why) for e in events]
+            with contextlib.suppress(Exception):  # logged and counted already
+                await self.io(self.outbox.reject, delivery.key, entries)
 
     # -- control ------------------------------------------------------------------------
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Deliver (or spool) everything emitted so far. True when every event emitted so
-        far reached every exporter (none spooled, dropped or rejected, none waiting in a
-        spool); False otherwise, or when ``timeout`` ran out first."""
-        if self._exporters.changed:
-            self._sync_lanes()
-        if not self._lanes:
+        """Deliver everything emitted so far. True when it all reached every exporter
+        (none dropped or rejected, no destination down); False otherwise, or when
+        ``timeout`` ran out first."""
+        if not self.exporters and not self._deliveries:
             self._buf.clear()
             return True
-        lanes = list(self._lanes)
-        marks = [lane.mark() for lane in lanes]
-        if not self._closed:
-            self._ensure_started()
-        self._drain()
+        self._ensure_started()
+        lost = self.stats.dropped + sum(d.stats.rejected for d in self._deliveries.values())
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.gather(*(lane.wait_idle() for lane in lanes))
+                await self._drain()
+                await asyncio.gather(*(d.idle.wait() for d in self._deliveries.values()))
         except TimeoutError:
             logger.warning("analytics flush timed out after %ss", timeout)
             return False
-        return all(lane.delivered(mark) for lane, mark in zip(lanes, marks, strict=True))
+        stats = self.stats
+        now_lost = stats.dropped + sum(s.rejected for s in stats.exporters.values())
+        return now_lost == lost and all(s.healthy for s in stats.exporters.values())
 
     async def aclose(self) -> None:
-        """Flush, replay the spool where the exporter is up, stop, shut exporters down.
-        What is still undelivered after ``close_timeout`` is left in the spool."""
+        """Deliver what is queued, drain the outbox where the destination is up (within
+        ``close_timeout``), stop and shut the exporters down. What a destination that is
+        down did not take stays in the outbox for the next start."""
         if self._closed:
             return
-        self._sync_lanes()
         self._ensure_started()
-        self._closed = True  # from here on emit() counts drops; what came before is drained
-        self._enabled = False
-        self._wake_at = 0
-        self._drain()
-        lanes = [*self._lanes, *self._retired]
-        tasks = [lane.task for lane in lanes if lane.task is not None]
-        for lane in lanes:
-            lane.close()
+        self._closed, self._wake_at = True, 0  # from here on emit() counts drops
+        await self._drain()
+        deliveries = [*self._deliveries.values(), *self._retired]
+        for delivery in deliveries:
+            delivery.close()
+        tasks = [d.task for d in deliveries if d.task is not None]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.close_timeout)
             for task in pending:
@@ -387,24 +512,20 @@ class AnalyticsCoordinator:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for lane in lanes:
-            with contextlib.suppress(Exception):
-                await lane._spool(lane.leftovers(), "closing before they were delivered")
-            if lane.spool is not None:
-                with contextlib.suppress(Exception):
-                    await self._run_io(lane.spool.close)
-        await asyncio.gather(*(self._shutdown(lane) for lane in lanes))
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-        _live.discard(self)
-
-    async def _shutdown(self, lane: Lane) -> None:
-        try:
-            async with asyncio.timeout(self.close_timeout):
-                await lane.exporter.shutdown()
-        except Exception as exc:
-            logger.warning("analytics exporter %s: shutdown failed: %s", lane.name, exc)
+        for delivery in deliveries:
+            if delivery.stats.queued:
+                self.count_drop(delivery.stats, delivery.stats.queued, "closed before delivery")
+                delivery.stats.queued = 0
+            try:
+                async with asyncio.timeout(self.close_timeout):
+                    await delivery.exporter.shutdown()
+            except Exception as exc:
+                logger.warning("analytics exporter %s: shutdown failed: %s", delivery.name, exc)
+        if self._outbox is not None:
+            await self.io(self._outbox.close)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     async def __aenter__(self) -> AnalyticsCoordinator:
         return self
@@ -414,39 +535,17 @@ class AnalyticsCoordinator:
 
     @property
     def stats(self) -> AnalyticsStats:
-        exporters = {lane.name: lane.snapshot() for lane in [*self._lanes, *self._retired]}
+        if not self._closed:
+            self._sync()
+        deliveries = [*self._deliveries.values(), *self._retired]
+        exporters = {d.name: replace(d.stats) for d in deliveries}
         queued = len(self._buf)
         return AnalyticsStats(
             emitted=self._emitted + queued + self._dropped,
-            queued=queued + sum(s.pending + s.spool_queue for s in exporters.values()),
-            overflowed=self._overflowed,
+            queued=queued + sum(s.queued for s in exporters.values()),
             dropped=self._dropped + sum(s.dropped for s in exporters.values()),
             exporters=exporters,
         )
-
-    @property
-    def dropped(self) -> int:
-        return self.stats.dropped
-
-    def _spill_at_exit(self) -> None:
-        """The process is exiting (or the coordinator was dropped) without aclose(): keep
-        what is in memory on disk, written here and now."""
-        if self._closed:
-            return
-        self._closed = True
-        memory, self._buf = self._buf, []
-        for lane in [*self._lanes, *self._retired]:
-            events = memory + lane.leftovers()
-            if events and lane.spool is not None:
-                with contextlib.suppress(Exception):
-                    lane.spool.append(events)
-            if lane.spool is not None:
-                with contextlib.suppress(Exception):
-                    lane.spool.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._spill_at_exit()
 
     @classmethod
     def from_settings(cls, settings: Any = None, **kwargs: Any) -> AnalyticsCoordinator:
@@ -457,12 +556,6 @@ class AnalyticsCoordinator:
         settings = settings or Settings()
         if not getattr(settings, "enable_analytics", True):
             return cls([], **kwargs)
-        kwargs.setdefault("spool_dir", Path(settings.data_dir) / "spool" / "analytics")
-        return cls([SQLiteAnalyticsExporter(Path(settings.data_dir) / "analytics.db")], **kwargs)
-
-
-@atexit.register
-def _spill_all_at_exit() -> None:
-    for coordinator in list(_live):
-        with contextlib.suppress(Exception):
-            coordinator._spill_at_exit()
+        data_dir = Path(settings.data_dir)
+        kwargs.setdefault("outbox_path", data_dir / "analytics-outbox.db")
+        return cls([SQLiteAnalyticsExporter(data_dir / "analytics.db")], **kwargs)

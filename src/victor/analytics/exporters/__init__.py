@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from victor.analytics.exporters.base import (
         BaseAnalyticsExporter,
-        BatchExportResult,
         ThreadedExporter,
     )
     from victor.analytics.exporters.console import ConsoleAnalyticsExporter
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "BaseAnalyticsExporter": "base",
-    "BatchExportResult": "base",
     "ConsoleAnalyticsExporter": "console",
     "JSONLAnalyticsExporter": "jsonl",
     "SQLiteAnalyticsExporter": "sqlite",
@@ -31,7 +29,6 @@ _WHERE = {
 
 __all__ = [
     "BaseAnalyticsExporter",
-    "BatchExportResult",
     "ConsoleAnalyticsExporter",
     "JSONLAnalyticsExporter",
     "OpenTelemetryAnalyticsExporter",

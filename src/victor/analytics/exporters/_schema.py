@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from victor.analytics.events import COLUMNS
+from victor.analytics.encoding import COLUMNS
 
 DEFAULT_TABLE = "victor_analytics_events"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")

@@ -1,58 +1,47 @@
-"""The base class for exporters, and the richer result Victor's own exporters return."""
+"""The base classes for exporters."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from abc import abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from pydantic import Field
-
-from victor.analytics.events import EventEncodeError, rejection_message
+from victor.analytics.encoding import EventEncodeError, rejection_message
 from victor.protocols.analytics import AnalyticsEvent, ExportResult, IAnalyticsExporter
 
 
-class BatchExportResult(ExportResult):
-    """An :class:`ExportResult` that also says which failures are permanent.
-
-    ``rejected_event_ids`` are events that can never be exported (data that is not JSON,
-    a missing field): the coordinator dead-letters them instead of retrying. The other ids
-    in ``failed_event_ids`` are worth retrying.
-    """
-
-    rejected_event_ids: list[str] = Field(default_factory=list)
-
-    @classmethod
-    def partial(cls, exported: int, rejected: Sequence[EventEncodeError]) -> BatchExportResult:
-        """Everything that could be exported was; ``rejected`` could not."""
-        if not rejected:
-            return cls(success=True, exported_count=exported)
-        ids = [e.event_id for e in rejected]
-        return cls(
-            success=False,
-            exported_count=exported,
-            error=rejection_message(rejected),
-            failed_event_ids=ids,
-            rejected_event_ids=ids,
-        )
+def partial_result(exported: int, rejected: Sequence[EventEncodeError]) -> ExportResult:
+    """Everything that could be exported was; ``rejected`` never can be (bad data)."""
+    if not rejected:
+        return ExportResult(success=True, exported_count=exported)
+    return ExportResult(
+        success=False,
+        exported_count=exported,
+        error=rejection_message(rejected),
+        rejected_event_ids=[e.event_id for e in rejected],
+    )
 
 
 class BaseAnalyticsExporter(IAnalyticsExporter):
     """Subclass this to send events somewhere.
 
     Implement :meth:`export`; return a result instead of raising where you can (see
-    :class:`ExportResult` for what ``success`` and ``failed_event_ids`` mean). Set
-    ``destination`` to where the events go (a URL without its password, a resolved path):
-    the coordinator keeps undelivered events in a spool per name and destination, and
-    never replays one destination's spool into another. Set ``name`` (stable across
-    restarts) to tell two exporters of one class apart in the stats. Set ``spool = False``
-    for an exporter whose events are not worth keeping when it fails (a console printer).
+    :class:`ExportResult`). Set ``name`` (stable across restarts) to tell two exporters of
+    one class apart in the stats. A remote destination (a database, a collector) sets
+    ``outbox = True``: its batches are written to the local outbox first and forwarded
+    from there, so an outage or a restart loses nothing; it then sets ``destination`` (a
+    URL without its password): the outbox keeps each destination's batches apart. An
+    exporter that reads events only through their attributes (never ``model_dump``) sets
+    ``takes_records = True`` and receives the chat loop's records unconverted.
     """
 
     name: str | None = None
-    spool: bool = True
+    outbox: bool = False
     destination: str | None = None
+    takes_records: bool = False
 
     async def shutdown(self) -> None:
         """Nothing to release by default."""
@@ -68,6 +57,7 @@ class BlockingWriteExporter(BaseAnalyticsExporter):
     holds, on that thread, at shutdown."""
 
     thread_name = "victor-exporter"
+    takes_records = True
     _executor: ThreadPoolExecutor | None = None
 
     async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
@@ -76,8 +66,13 @@ class BlockingWriteExporter(BaseAnalyticsExporter):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._export, list(events))
 
-    def _export(self, events: list[AnalyticsEvent]) -> ExportResult:
-        raise NotImplementedError
+    @abstractmethod
+    def _export(self, events: list[Any]) -> ExportResult:
+        """Write one batch (on the exporter's thread)."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release the file or connection (on the exporter's thread)."""
 
     async def shutdown(self) -> None:
         if self._executor is None:
@@ -86,22 +81,18 @@ class BlockingWriteExporter(BaseAnalyticsExporter):
         await asyncio.get_running_loop().run_in_executor(executor, self._close)
         executor.shutdown(wait=False)
 
-    def _close(self) -> None:
-        """Release the file or connection (on the writer thread)."""
-
 
 class ThreadedExporter(BaseAnalyticsExporter):
     """Runs an exporter on its own event loop in its own thread.
 
     For exporters that block (a synchronous database driver, ``requests``): on the chat's
-    loop they would stall every turn; here they only stall their own thread. The wrapped
-    exporter's spool name is kept.
+    loop they would stall every turn; here they only stall their own thread.
     """
 
     def __init__(self, exporter: IAnalyticsExporter) -> None:
         self.exporter = exporter
         self.name = getattr(exporter, "name", None) or type(exporter).__name__
-        self.spool = getattr(exporter, "spool", True)
+        self.outbox = getattr(exporter, "outbox", False) is True
         self.destination = getattr(exporter, "destination", None)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

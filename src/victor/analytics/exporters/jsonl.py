@@ -6,16 +6,16 @@ import os
 from pathlib import Path
 from typing import IO
 
-from victor.analytics.events import encode_line, split_encoded
-from victor.analytics.exporters.base import BatchExportResult, BlockingWriteExporter
-from victor.protocols.analytics import AnalyticsEvent
+from victor.analytics.encoding import encode_line, split_encoded
+from victor.analytics.exporters.base import BlockingWriteExporter, partial_result
+from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 
 class JSONLAnalyticsExporter(BlockingWriteExporter):
     """One JSON object per line, appended to ``path``; ``fsync=True`` makes each batch
     durable before it counts as exported.
 
-    A file is append-only, so an event replayed from the spool can appear twice: readers
+    A file is append-only, so an event written again after a failure can appear twice: readers
     should de-duplicate on ``event_id`` (the databases do it themselves).
     """
 
@@ -31,7 +31,7 @@ class JSONLAnalyticsExporter(BlockingWriteExporter):
             self.name = name
         self._file: IO[bytes] | None = None
 
-    def _export(self, events: list[AnalyticsEvent]) -> BatchExportResult:
+    def _export(self, events: list[AnalyticsEvent]) -> ExportResult:
         lines, rejected = split_encoded(events, encode_line)
         if lines:
             if self._file is None:
@@ -41,7 +41,7 @@ class JSONLAnalyticsExporter(BlockingWriteExporter):
             self._file.flush()
             if self.fsync:
                 os.fsync(self._file.fileno())
-        return BatchExportResult.partial(len(lines), rejected)
+        return partial_result(len(lines), rejected)
 
     def _close(self) -> None:
         if self._file is not None:

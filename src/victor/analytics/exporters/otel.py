@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from victor.analytics import events as ev
+from victor.analytics.encoding import EventEncodeError, event_label
 from victor.analytics.events import (
     CACHED_INPUT_TOKENS,
     FINISH_REASONS,
@@ -25,11 +27,9 @@ from victor.analytics.events import (
     PROVIDER,
     TOOL_CALL_ID,
     TOOL_NAME,
-    EventEncodeError,
-    event_label,
 )
-from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
-from victor.protocols.analytics import AnalyticsEvent
+from victor.analytics.exporters.base import BaseAnalyticsExporter, partial_result
+from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 _SCOPE = "victor.analytics"
 
@@ -43,7 +43,9 @@ def _number(value: Any) -> float | None:
 class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
     """Spans and metrics through the given (or the global) tracer and meter providers."""
 
-    spool = False  # telemetry that arrives an hour late is noise, not signal
+    outbox = True  # a collector that is down gets the spans when it is back
+    destination = "opentelemetry"
+    takes_records = True
 
     def __init__(
         self,
@@ -89,12 +91,12 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
             "victor.tool.duration", unit="s", description="Tool execution duration"
         )
 
-    async def export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
+    async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
         # Off the loop: the SDK's span processors may export synchronously (a
         # SimpleSpanProcessor to a slow collector), which would stall every chat turn.
         return await asyncio.to_thread(self._export, tuple(events))
 
-    def _export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
+    def _export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
         rejected: list[EventEncodeError] = []
         for event in events:
             try:
@@ -103,7 +105,7 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
                 rejected.append(exc)
             except Exception as exc:
                 rejected.append(EventEncodeError(event_label(event), f"OpenTelemetry: {exc!r}"))
-        return BatchExportResult.partial(len(events) - len(rejected), rejected)
+        return partial_result(len(events) - len(rejected), rejected)
 
     def _one(self, event: AnalyticsEvent) -> None:
         eid = event_label(event)
@@ -114,7 +116,7 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
             raise EventEncodeError(eid, "timestamp must be a datetime")
         common: dict[str, Any] = {"victor.event.type": kind}
         for key, value in (
-            ("gen_ai.conversation.id", event.session_id),
+            (ev.CONVERSATION_ID, event.session_id),
             ("victor.tenant.id", event.tenant_id),
             ("victor.experiment", event.experiment),
             ("victor.variant", event.variant),
@@ -123,22 +125,22 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
                 common[key] = value
         self._events.add(1, {"victor.event.type": kind})
         end_ns = int(ts.timestamp() * 1e9)
-        if kind == "llm_request":
+        if kind == ev.LLM_REQUEST:
             self._llm_request(data, common, end_ns)
-        elif kind == "token_usage":
+        elif kind == ev.TOKEN_USAGE:
             self._token_usage(data)
-        elif kind == "tool_call":
+        elif kind == ev.TOOL_CALL:
             self._tool_call(data, common, end_ns)
-        elif kind == "chat_complete":
+        elif kind == ev.CHAT_COMPLETE:
             attrs = {**common, "gen_ai.operation.name": "invoke_agent"}
             attrs["gen_ai.agent.name"] = self.agent_name
             self._span(f"invoke_agent {self.agent_name}", attrs, data, end_ns, "INTERNAL")
-        elif kind == "error":
-            attrs = {**common, "error.type": str(data.get("error_type") or "error")}
-            if isinstance(data.get("stage"), str):
-                attrs["victor.error.stage"] = data["stage"]
+        elif kind == ev.ERROR:
+            attrs = {**common, "error.type": str(data.get(ev.ERROR_TYPE) or "error")}
+            if isinstance(data.get(ev.STAGE), str):
+                attrs["victor.error.stage"] = data[ev.STAGE]
             span = self._span("victor.error", attrs, {}, end_ns, "INTERNAL", end=False)
-            span.set_status(self._status(self._code.ERROR, str(data.get("message") or "")[:500]))
+            span.set_status(self._status(self._code.ERROR, str(data.get(ev.MESSAGE) or "")[:500]))
             span.end(end_time=end_ns)
 
     def _model_attrs(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +160,7 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
         if isinstance(reasons, list | tuple):
             attrs[FINISH_REASONS] = [str(r) for r in reasons]
         self._span(f"chat {data.get(MODEL) or ''}".strip(), attrs, data, end_ns, "CLIENT")
-        latency = _number(data.get("latency_ms"))
+        latency = _number(data.get(ev.LATENCY_MS))
         if latency is not None:
             self._duration.record(latency / 1000.0, self._model_attrs(data))
 
@@ -168,25 +170,25 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
             value = _number(data.get(key))
             if value is not None:
                 self._tokens.record(value, {**metric_attrs, "gen_ai.token.type": token_type})
-        cost = _number(data.get("cost_usd"))
+        cost = _number(data.get(ev.COST_USD))
         if cost is not None:
             self._cost.add(cost, metric_attrs)
-        elif data.get("unpriced"):
+        elif data.get(ev.UNPRICED):
             self._unpriced.add(1, metric_attrs)
 
     def _tool_call(self, data: dict[str, Any], common: dict[str, Any], end_ns: int) -> None:
-        tool = data.get(TOOL_NAME) or data.get("tool") or "tool"
+        tool = data.get(TOOL_NAME) or data.get(ev.TOOL) or "tool"
         attrs = {**common, "gen_ai.operation.name": "execute_tool", TOOL_NAME: str(tool)}
         if isinstance(data.get(TOOL_CALL_ID), str):
             attrs[TOOL_CALL_ID] = data[TOOL_CALL_ID]
-        failed = data.get("is_error") is True
+        failed = data.get(ev.IS_ERROR) is True
         if failed:
             attrs["error.type"] = "tool_error"
         span = self._span(f"execute_tool {tool}", attrs, data, end_ns, "INTERNAL", end=False)
         if failed:
             span.set_status(self._status(self._code.ERROR))
         span.end(end_time=end_ns)
-        duration = _number(data.get("duration_ms"))
+        duration = _number(data.get(ev.DURATION_MS))
         if duration is not None:
             self._tool_duration.record(duration / 1000.0, {TOOL_NAME: str(tool)})
 
@@ -199,7 +201,7 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
         kind: str,
         end: bool = True,
     ) -> Any:
-        latency = _number(data.get("latency_ms")) or _number(data.get("duration_ms")) or 0.0
+        latency = _number(data.get(ev.LATENCY_MS)) or _number(data.get(ev.DURATION_MS)) or 0.0
         start_ns = end_ns - int(max(latency, 0.0) * 1e6)
         span = self._tracer.start_span(
             name,

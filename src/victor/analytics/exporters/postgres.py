@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from victor.analytics.events import COLUMNS, EventEncodeError, encode_row, split_encoded
+from victor.analytics.encoding import COLUMNS, EventEncodeError, encode_row, split_encoded
 from victor.analytics.exporters._schema import (
     DEFAULT_TABLE,
     check_table,
     ident,
     postgres_migrations,
 )
-from victor.analytics.exporters.base import BaseAnalyticsExporter, BatchExportResult
-from victor.protocols.analytics import AnalyticsEvent
+from victor.analytics.exporters.base import BaseAnalyticsExporter, partial_result
+from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 if TYPE_CHECKING:
     import asyncpg
@@ -128,10 +128,13 @@ async def migrate_postgres(conn: asyncpg.Connection, schema: str, table: str) ->
 class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     """Writes batches to ``schema.table`` through an asyncpg pool.
 
+    A remote exporter (``outbox = True``): the coordinator writes its batches to the local
+    outbox first and forwards them, so an outage or a restart loses nothing.
+
     ``method="copy"`` (default, fastest, see ``benchmarks/RESULTS.md``) COPYs the batch into
     a temporary table and moves it with ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in
     one transaction; ``"unnest"`` and ``"executemany"`` insert directly. Either way a batch
-    sent twice (a retry after a lost commit acknowledgement, a spool replay) is stored once.
+    sent twice (a retry after a lost commit acknowledgement, an outbox replay) is stored once.
     Connection errors recreate the pool and retry with exponential backoff; configuration
     errors (a missing database or privilege) fail at once, logged, without retries.
 
@@ -139,6 +142,9 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     created (with :func:`migrate_postgres` or ``victor``'s migrations). Even with the
     default ``True``, an up-to-date table is only read (no CREATE privilege needed).
     """
+
+    outbox = True
+    takes_records = True
 
     def __init__(
         self,
@@ -228,10 +234,10 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
 
     # -- export -------------------------------------------------------------------------
 
-    async def export(self, events: Sequence[AnalyticsEvent]) -> BatchExportResult:
+    async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
         rows, rejected = split_encoded(events, encode_row)
         if not rows:
-            return BatchExportResult.partial(0, rejected)
+            return partial_result(0, rejected)
         asyncpg = _asyncpg()
         error: BaseException | None = None
         for attempt in range(self.max_retries + 1):
@@ -242,12 +248,12 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
                 pool = await self._get_pool()
                 async with pool.acquire(timeout=self.connect_timeout) as conn:
                     await self._write(conn, rows)
-                return BatchExportResult.partial(len(rows), rejected)
+                return partial_result(len(rows), rejected)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
                 # One bad row (or a constraint added by hand) fails the batch: find it,
                 # store the others.
                 bad = await self._write_one_by_one(rows)
-                return BatchExportResult.partial(len(rows) - len(bad), [*rejected, *bad])
+                return partial_result(len(rows) - len(bad), [*rejected, *bad])
             except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
                 error = exc
                 if not self.migrate:  # nobody here will create it: a configuration error
@@ -264,7 +270,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         if error is not None and (_is_config_error(error) or not self.migrate):
             prefix = "PostgreSQL configuration error (not retried here)"
             logger.error("%s %s: %s: %s", prefix, self.destination, type(error).__name__, error)
-        return BatchExportResult(
+        return ExportResult(
             success=False,
             exported_count=0,
             error=f"{prefix}: {type(error).__name__}: {error}",

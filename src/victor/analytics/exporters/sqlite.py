@@ -6,15 +6,15 @@ import os
 import sqlite3
 from pathlib import Path
 
-from victor.analytics.events import COLUMNS, encode_row, split_encoded
+from victor.analytics.encoding import COLUMNS, encode_row, split_encoded
 from victor.analytics.exporters._schema import (
     DEFAULT_TABLE,
     check_table,
     ident,
     sqlite_migrations,
 )
-from victor.analytics.exporters.base import BatchExportResult, BlockingWriteExporter
-from victor.protocols.analytics import AnalyticsEvent
+from victor.analytics.exporters.base import BlockingWriteExporter, partial_result
+from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 
 def open_sqlite(path: Path, table: str, *, timeout: float = 30.0) -> sqlite3.Connection:
@@ -53,7 +53,8 @@ def migrate_sqlite(conn: sqlite3.Connection, table: str) -> int:
 
 
 class SQLiteAnalyticsExporter(BlockingWriteExporter):
-    """Stores events in a SQLite file (default ``Settings().data_dir / "analytics.db"``).
+    """Stores events in a SQLite file (default ``Settings().data_dir / "analytics.db"``):
+    the embedded default, and a durable store in itself (WAL, ``synchronous=NORMAL``).
 
     Batches are inserted with one ``executemany`` per transaction in a dedicated thread;
     ``INSERT OR IGNORE`` on the ``event_id`` primary key makes replays harmless.
@@ -86,7 +87,7 @@ class SQLiteAnalyticsExporter(BlockingWriteExporter):
             f"INSERT OR IGNORE INTO {ident(table)} ({', '.join(COLUMNS)}) VALUES ({placeholders})"
         )
 
-    def _export(self, events: list[AnalyticsEvent]) -> BatchExportResult:
+    def _export(self, events: list[AnalyticsEvent]) -> ExportResult:
         rows, rejected = split_encoded(events, encode_row, epoch=True)
         if rows:
             if self._conn is None:
@@ -100,7 +101,7 @@ class SQLiteAnalyticsExporter(BlockingWriteExporter):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        return BatchExportResult.partial(len(rows), rejected)
+        return partial_result(len(rows), rejected)
 
     def _close(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,326 @@
+"""Turning events into JSON lines and database rows.
+
+Events are built without validation (on the chat hot path, or by any exporter's caller),
+so anything can be in them. Every exporter goes through this module: an event
+that cannot be stored raises :class:`EventEncodeError` naming the event and the reason, and
+the exporter carries on with the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from victor.analytics.events import (
+    COST_USD,
+    DURATION_MS,
+    ERROR,
+    EXPERIMENT,
+    INPUT_TOKENS,
+    IS_ERROR,
+    LATENCY_MS,
+    MODEL,
+    OUTPUT_TOKENS,
+    TOOL,
+    TOOL_NAME,
+    TOTAL_TOKENS,
+    VARIANT,
+    Event,
+)
+from victor.protocols.tenancy import tenant_of
+
+#: Columns of the events table, in the order :func:`encode_row` returns them. Reports
+#: read the extracted columns (model .. is_error); ``data`` keeps the whole payload.
+COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "type",
+    "session_id",
+    "tenant_id",
+    "experiment",
+    "variant",
+    "ts",
+    "model",
+    "tool",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost_usd",
+    "latency_ms",
+    "is_error",
+    "data",
+)
+
+_INT64 = 2**63 - 1
+
+
+class EventEncodeError(ValueError):
+    """One event cannot be exported; the message says which and why."""
+
+    def __init__(self, event_id: str, reason: str) -> None:
+        super().__init__(f"event {event_id}: {reason}")
+        self.event_id = event_id
+        self.reason = reason
+
+
+def _default(value: Any) -> Any:
+    """JSON for the common non-JSON types; anything else is refused, never guessed."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | PurePath):
+        return str(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # pydantic models
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"an object of type {type(value).__name__} is not JSON-serialisable")
+
+
+def event_label(event: Any) -> str:
+    """The event id for error messages, whatever the object is."""
+    value = getattr(event, "event_id", None)
+    return value if isinstance(value, str) and value else f"<no event_id: {type(event).__name__}>"
+
+
+def _text(event_id: str, field: str, value: Any, required: bool = False) -> str | None:
+    if value is None:
+        if required:
+            raise EventEncodeError(event_id, f"{field} is missing")
+        return None
+    if not isinstance(value, str):
+        raise EventEncodeError(event_id, f"{field} must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise EventEncodeError(event_id, f"{field} contains a NUL character")
+    if required and not value:
+        raise EventEncodeError(event_id, f"{field} is empty")
+    return value
+
+
+def _timestamp(event_id: str, value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise EventEncodeError(event_id, f"timestamp {value!r} is not ISO 8601") from None
+    if not isinstance(value, datetime):
+        raise EventEncodeError(
+            event_id, f"timestamp must be a datetime, not {type(value).__name__}"
+        )
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def encode_data(event_id: str, data: Any) -> str:
+    """``data`` as compact JSON (NaN and infinities become null), or
+    :class:`EventEncodeError`. Databases refuse NUL characters and lone surrogates, so
+    they are refused here for every exporter."""
+    if data is None:
+        return "{}"
+    if not isinstance(data, dict):
+        raise EventEncodeError(event_id, f"data must be a dict, not {type(data).__name__}")
+    try:
+        text = orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError as exc:
+        if "surrogates" in str(exc):
+            raise EventEncodeError(event_id, f"data has invalid Unicode ({exc})") from None
+        raise EventEncodeError(event_id, f"data is not JSON-serialisable: {exc}") from None
+    if "\\u0000" in text and _has_nul(data):
+        raise EventEncodeError(event_id, "data contains a NUL character")
+    return text
+
+
+def _int(value: Any) -> int | None:
+    kind = type(value)
+    if kind is int:
+        return value if -_INT64 <= value <= _INT64 else None
+    if kind is float and value.is_integer() and abs(value) <= _INT64:
+        return int(value)
+    return None
+
+
+def _float(value: Any) -> float | None:
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return float(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if type(value) is str and "\x00" not in value else None
+
+
+def _validated(event: Any) -> tuple[Any, ...]:
+    """The event's fields, checked; slow but precise about what is wrong."""
+    eid = event_label(event)
+    try:
+        return (
+            _text(eid, "event_id", event.event_id, required=True),
+            _text(eid, "type", event.type, required=True),
+            _text(eid, "session_id", event.session_id),
+            _text(eid, "tenant_id", event.tenant_id),
+            _text(eid, "experiment", event.experiment),
+            _text(eid, "variant", event.variant),
+            _timestamp(eid, event.timestamp),
+            event.data,
+        )
+    except AttributeError as exc:
+        raise EventEncodeError(eid, f"not an analytics event ({exc})") from None
+
+
+def _ok(value: Any) -> bool:
+    return value is None or (type(value) is str and "\x00" not in value)
+
+
+def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
+    """One table row (see :data:`COLUMNS`). ``epoch``: the timestamp as Unix seconds
+    (SQLite) instead of an aware datetime (PostgreSQL)."""
+    try:
+        event_id, etype, session_id = event.event_id, event.type, event.session_id
+        tenant_id, experiment, variant = event.tenant_id, event.experiment, event.variant
+        ts, raw = event.timestamp, event.data
+    except AttributeError:
+        event_id = None
+    if not (  # the common case, checked inline: this runs for every stored event
+        type(event_id) is str
+        and type(etype) is str
+        and event_id
+        and etype
+        and "\x00" not in event_id
+        and "\x00" not in etype
+        and _ok(session_id)
+        and _ok(tenant_id)
+        and _ok(experiment)
+        and _ok(variant)
+        and type(ts) is datetime
+        and ts.tzinfo is not None
+    ):
+        event_id, etype, session_id, tenant_id, experiment, variant, ts, raw = _validated(event)
+    data_json = encode_data(event_id, raw)
+    data: dict[str, Any] = raw or {}
+    get = data.get
+    if tenant_id is None:
+        tenant_id = tenant_of(session_id)
+    if experiment is None:
+        experiment = _str(get(EXPERIMENT))
+    if variant is None:
+        variant = _str(get(VARIANT))
+    inp = _int(get(INPUT_TOKENS))
+    out = _int(get(OUTPUT_TOKENS))
+    total = _int(get(TOTAL_TOKENS))
+    if total is None and inp is not None and out is not None:
+        total = inp + out
+    latency = _float(get(LATENCY_MS))
+    if latency is None:
+        latency = _float(get(DURATION_MS))
+    return (
+        event_id,
+        etype,
+        session_id,
+        tenant_id,
+        experiment,
+        variant,
+        ts.timestamp() if epoch else ts,
+        _str(get(MODEL)),
+        _str(get(TOOL)) or _str(get(TOOL_NAME)),
+        inp,
+        out,
+        total,
+        _float(get(COST_USD)),
+        latency,
+        etype == ERROR or get(IS_ERROR) is True,
+        data_json,
+    )
+
+
+def encode_line(event: Any) -> str:
+    """One JSON line (no newline) holding the whole event, or :class:`EventEncodeError`."""
+    row = encode_row(event)
+    head = orjson.dumps(
+        {
+            "event_id": row[0],
+            "type": row[1],
+            "session_id": row[2],
+            "tenant_id": event.tenant_id,
+            "experiment": event.experiment,
+            "variant": event.variant,
+            "timestamp": row[6].isoformat(),
+        }
+    ).decode()
+    return f'{head[:-1]},"data":{row[15]}}}'
+
+
+def decode_line(line: str | bytes) -> Event:
+    """An event back from :func:`encode_line` (outbox replay, JSONL readers)."""
+    obj = orjson.loads(line)
+    if not isinstance(obj, dict) or not obj.get("event_id") or not obj.get("type"):
+        raise ValueError("not an analytics event line")
+    obj["timestamp"] = datetime.fromisoformat(obj["timestamp"])
+    obj["data"] = obj.get("data") or {}
+    return Event.restore(obj)
+
+
+def safe_repr_line(event: Any, error: str) -> str:
+    """A dead-letter line: as much of the event as can be written, and why it was refused."""
+    fields = {}
+    for name in ("event_id", "type", "session_id", "tenant_id", "experiment", "variant"):
+        value = getattr(event, name, None)
+        fields[name] = value if isinstance(value, str | None) else repr(value)
+    ts = getattr(event, "timestamp", None)
+    fields["timestamp"] = ts.isoformat() if isinstance(ts, datetime) else repr(ts)
+    try:
+        fields["data"] = json.loads(encode_data(event_label(event), getattr(event, "data", None)))
+    except EventEncodeError:
+        fields["data_repr"] = repr(getattr(event, "data", None))[:10_000]
+    fields["error"] = error
+    return json.dumps(fields, ensure_ascii=True, default=repr)
+
+
+def split_encoded(
+    events: Sequence[Any], encode: Any, **kwargs: Any
+) -> tuple[list[Any], list[EventEncodeError]]:
+    """Encode each event; keep the good ones, collect the errors of the bad ones."""
+    good: list[Any] = []
+    bad: list[EventEncodeError] = []
+    for event in events:
+        try:
+            good.append(encode(event, **kwargs))
+        except EventEncodeError as exc:
+            bad.append(exc)
+        except Exception as exc:  # a hostile __getattr__ or the like
+            bad.append(EventEncodeError(event_label(event), f"cannot be encoded: {exc!r}"))
+    return good, bad
+
+
+def rejection_message(errors: Iterable[EventEncodeError], limit: int = 3) -> str:
+    """A readable summary of rejected events for :attr:`ExportResult.error`."""
+    errors = list(errors)
+    shown = "; ".join(str(e) for e in errors[:limit])
+    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
+    return f"{len(errors)} event(s) rejected: {shown}{more}"

@@ -1,0 +1,117 @@
+"""The outbox: batches waiting for a remote destination, in a local SQLite file.
+
+Each batch bound for a remote exporter (PostgreSQL, OpenTelemetry...) is written here in one
+transaction, one row per destination, before anything is sent; a forwarder per destination
+sends the rows in order and deletes each once the destination took it. A destination that
+is down, a process that is killed: the rows wait, and the next forwarder (in this process or
+the next one) sends them. Destinations store an event once per ``event_id``, so a batch sent
+again after a lost acknowledgement does no harm.
+
+Durability is SQLite's: WAL with ``synchronous=NORMAL`` survives a killed process; a power
+loss may take the last transactions (``synchronous="FULL"`` keeps them, at a cost).
+Events refused for good (bad data) are kept in the ``rejected`` table, with the reason.
+All methods block: the coordinator calls them from its one outbox thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "destination TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, events BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS outbox_destination ON outbox (destination, id)",
+    "CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY, destination TEXT NOT NULL, "
+    "at REAL NOT NULL, error TEXT NOT NULL, event TEXT NOT NULL)",
+)
+
+
+class Batch(NamedTuple):
+    """The oldest waiting batch of a destination: its row id, tries so far, JSON lines."""
+
+    id: int
+    attempts: int
+    lines: list[bytes]
+
+
+class DestinationStatus(NamedTuple):
+    destination: str
+    batches: int
+    bytes: int
+    rejected: int
+
+
+class Outbox:
+    """One SQLite file (``Settings().data_dir / "analytics-outbox.db"`` by default),
+    opened on first use."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self.path = Path(path).expanduser()
+        self.synchronous = synchronous.upper()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0)  # `with conn`: one transaction
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            self._conn = conn
+        return self._conn
+
+    def put(self, destinations: Sequence[str], lines: Sequence[bytes]) -> None:
+        """One batch for each destination, in one transaction."""
+        blob = b"\n".join(lines)
+        with self._db() as conn:
+            conn.executemany(
+                "INSERT INTO outbox (destination, events) VALUES (?, ?)",
+                [(d, blob) for d in destinations],
+            )
+
+    def oldest(self, destination: str) -> Batch | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT id, attempts, events FROM outbox WHERE destination = ? ORDER BY id LIMIT 1",
+                (destination,),
+            )
+            .fetchone()
+        )
+        return None if row is None else Batch(row[0], row[1], bytes(row[2]).split(b"\n"))
+
+    def done(self, batch_id: int) -> None:
+        with self._db() as conn:
+            conn.execute("DELETE FROM outbox WHERE id = ?", (batch_id,))
+
+    def reject(self, destination: str, entries: Sequence[tuple[str, str]]) -> None:
+        """Keep events refused for good: (event as JSON, why)."""
+        now = time.time()
+        with self._db() as conn:
+            conn.executemany(
+                "INSERT INTO rejected (destination, at, error, event) VALUES (?, ?, ?, ?)",
+                [(destination, now, error, event) for event, error in entries],
+            )
+
+    def status(self) -> list[DestinationStatus]:
+        """Batches waiting and events rejected, per destination."""
+        if self._conn is None and not self.path.exists():
+            return []
+        rows = self._db().execute(
+            "SELECT destination, SUM(n), SUM(b), SUM(r) FROM ("
+            "SELECT destination, 1 AS n, length(events) AS b, 0 AS r FROM outbox UNION ALL "
+            "SELECT destination, 0, 0, 1 FROM rejected) GROUP BY destination ORDER BY destination"
+        )
+        return [DestinationStatus(*row) for row in rows]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
