@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from victor.selection.datasets import default_data_dir, load_livemcpbench, load_metatool
-from victor.selection.hybrid import blend, minmax, rrf, top_k
+from victor.selection.datasets import (
+    DataError,
+    load_gorilla,
+    load_livemcpbench,
+    load_metatool,
+    load_user_catalogue,
+    load_user_queries,
+)
+from victor.selection.hybrid import blend, standardise, top_k
 from victor.selection.metrics import mrr, ndcg_at_k, recall_at_k
 
 
@@ -22,15 +31,21 @@ def test_top_k_is_best_first_and_breaks_ties_by_catalogue_order() -> None:
     assert top_k(scores, 0) == [] and top_k(np.array([]), 3) == []
 
 
-def test_blend_normalises_each_signal() -> None:
-    np.testing.assert_allclose(minmax(np.array([2.0, 4.0, 3.0])), [0.0, 1.0, 0.5])
-    np.testing.assert_array_equal(minmax(np.array([7.0, 7.0])), [0.0, 0.0])
+def test_blend_standardises_each_signal() -> None:
+    z = standardise(np.array([2.0, 4.0, 3.0]))
+    np.testing.assert_allclose(z, [-1.2247449, 1.2247449, 0.0], rtol=1e-6)
+    np.testing.assert_array_equal(standardise(np.array([7.0, 7.0])), [0.0, 0.0])
     semantic = np.array([0.2, 0.4, 0.3])
     keyword = np.array([10.0, 0.0, 5.0])
-    np.testing.assert_allclose(blend(semantic, keyword, 1.0), [0.0, 1.0, 0.5], rtol=1e-6)
-    np.testing.assert_allclose(blend(semantic, keyword, 0.0), [1.0, 0.0, 0.5], rtol=1e-6)
-    np.testing.assert_allclose(blend(semantic, keyword, 0.5), [0.5, 0.5, 0.5], rtol=1e-6)
-    assert top_k(rrf(semantic, keyword), 3) == [0, 1, 2]  # 0 and 1 tie, ahead of 2
+    np.testing.assert_allclose(blend(semantic, keyword, 1.0), z, rtol=1e-6)
+    np.testing.assert_allclose(blend(semantic, keyword, 0.0), -z, rtol=1e-6)
+    np.testing.assert_allclose(blend(semantic, keyword, 0.5), [0.0, 0.0, 0.0], atol=1e-6)
+    # Scale-free: multiplying a signal by any positive factor changes nothing.
+    np.testing.assert_allclose(
+        blend(semantic, keyword * 37.0, 0.7), blend(semantic, keyword, 0.7), rtol=1e-5
+    )
+    # No keyword match at all: the semantic side alone ranks.
+    assert top_k(blend(semantic, np.zeros(3), 0.75), 3) == [1, 2, 0]
 
 
 def test_metrics() -> None:
@@ -43,9 +58,9 @@ def test_metrics() -> None:
     assert recall_at_k(ranked, set(), 5) == 0.0 and mrr(ranked, {"q"}) == 0.0
 
 
-# The data sets sit beside the checkout (../shared); the installed package may not.
+# The data sets sit beside the checkout (../shared), or where $VICTOR_BENCH_DATA says.
 _BESIDE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tool-retrieval"
-DATA = _BESIDE if _BESIDE.is_dir() else default_data_dir()
+DATA = Path(os.environ.get("VICTOR_BENCH_DATA") or _BESIDE)
 needs_data = pytest.mark.skipif(
     not (DATA / "MetaTool").is_dir(), reason=f"no tool-retrieval data at {DATA}"
 )
@@ -63,10 +78,117 @@ def test_loaders_and_disjoint_splits() -> None:
     live = load_livemcpbench(DATA)
     assert len(live.tools) == 527 and live.notes["matched"] == 251
     assert len(live.queries) == 94
+    gorilla = load_gorilla(DATA)
+    sizes = {p.name: (len(p.tools), len(p.queries)) for p in gorilla.parts}
+    assert sizes == {
+        "Gorilla huggingface": (907, 904),
+        "Gorilla tensorflowhub": (56, 681),
+        "Gorilla torchhub": (94, 185),
+    }
+    for part in gorilla.parts:  # every gold tool is in its own hub's catalogue
+        names = {t.name for t in part.tools}
+        assert all(q.gold <= names for q in part.queries)
+    assert len(load_gorilla(DATA, split="tune").queries) < len(gorilla.queries)
 
 
-def test_bench_cli_reports_missing_data(tmp_path) -> None:
+def test_bench_cli_reports_missing_data(tmp_path, monkeypatch) -> None:
     from victor.cli.bench import app
 
+    monkeypatch.delenv("VICTOR_BENCH_DATA", raising=False)
     result = CliRunner().invoke(app, ["tools", "--data", str(tmp_path)])
     assert result.exit_code == 2 and "pass --data" in result.output
+    assert str(tmp_path) in result.output
+    # No guessing from where the package is installed: without --data it says what to pass.
+    result = CliRunner().invoke(app, ["tools"])
+    assert result.exit_code == 2 and "--data DIR" in result.output and "--tools" in result.output
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_user_catalogue_shapes_and_errors(tmp_path) -> None:
+    tools = _write(
+        tmp_path / "tools.json",
+        json.dumps(
+            [
+                {"name": "get_weather", "description": "Weather forecast for a city"},
+                {
+                    "type": "function",
+                    "function": {"name": "send_email", "description": "Send an email"},
+                },
+                {
+                    "name": "read_file",
+                    "description": "Read a file",
+                    "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}},
+                },
+            ]
+        ),
+    )
+    catalogue = load_user_catalogue(tools)
+    assert [t.name for t in catalogue] == ["get_weather", "send_email", "read_file"]
+    assert "path" in catalogue[2].parameters["properties"]
+    queries = _write(
+        tmp_path / "q.jsonl",
+        '{"query": "will it rain in Paris", "gold": "get_weather"}\n\n'
+        '{"query": "mail Bob", "gold": ["send_email"]}\n',
+    )
+    loaded = load_user_queries(queries, {t.name for t in catalogue})
+    assert [q.gold for q in loaded] == [frozenset({"get_weather"}), frozenset({"send_email"})]
+
+    bad = _write(
+        tmp_path / "bad.jsonl",
+        '{"query": "x", "gold": ["get_weather"]}\n{"query": "y", "gold": ["nope"]}\n',
+    )
+    with pytest.raises(DataError, match=r"bad.jsonl:2: gold tool 'nope' is not in the tool file"):
+        load_user_queries(bad, {"get_weather"})
+    with pytest.raises(DataError, match=r"broken.json:1: not valid JSON"):
+        load_user_catalogue(_write(tmp_path / "broken.json", "[{"))
+    with pytest.raises(DataError, match=r"tool 2: the tool has no \"name\""):
+        load_user_catalogue(_write(tmp_path / "t.json", '[{"name": "a"}, {"description": "b"}]'))
+
+
+def test_bench_cli_on_a_user_catalogue(tmp_path, monkeypatch) -> None:
+    from victor.cli.bench import app
+
+    monkeypatch.setenv("VICTOR_DATA_DIR", str(tmp_path / "data"))  # embedding cache
+    names = ["get_weather", "send_email", "read_file", "create_invoice", "book_flight"]
+    descriptions = [
+        "Weather forecast for a city",
+        "Send an email message to someone",
+        "Read the contents of a file on disk",
+        "Create an invoice for a customer",
+        "Book a flight between two airports",
+    ]
+    tools = _write(
+        tmp_path / "tools.json",
+        json.dumps(
+            [{"name": n, "description": d} for n, d in zip(names, descriptions, strict=True)]
+        ),
+    )
+    queries = _write(
+        tmp_path / "queries.jsonl",
+        "\n".join(
+            json.dumps({"query": q, "gold": [g]})
+            for q, g in [
+                ("will it rain tomorrow in Oslo", "get_weather"),
+                ("email the report to Alice", "send_email"),
+                ("bill the customer for March", "create_invoice"),
+                ("I need a plane ticket to Rome", "book_flight"),
+            ]
+        ),
+    )
+    result = CliRunner().invoke(app, ["tools", "--tools", str(tools), "--queries", str(queries)])
+    assert result.exit_code == 0, result.output
+    assert "5 tools" in result.output and "4 queries" in result.output
+    for label in ("keyword", "semantic", "hybrid alpha 0.75 (default)", "hybrid alpha 0.5"):
+        assert f"| {label} |" in result.output
+    assert "best on this catalogue" in result.output and "session config" in result.output
+
+    result = CliRunner().invoke(app, ["tools", "--tools", str(tools)])
+    assert result.exit_code == 2 and "go together" in result.output
+    bad = _write(tmp_path / "bad.jsonl", '{"query": "x"}\n')
+    result = CliRunner().invoke(app, ["tools", "--tools", str(tools), "--queries", str(bad)])
+    assert result.exit_code == 2 and "bad.jsonl:1:" in result.output
+    assert "Traceback" not in result.output

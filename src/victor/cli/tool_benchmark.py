@@ -1,10 +1,12 @@
 """The tool-selection benchmark behind ``victor bench tools`` and
-``benchmarks/tool_selection.py``: quality on public data, latency at 500 and 10,000 tools.
+``benchmarks/tool_selection.py``: quality on public data (MetaTool, LiveMCPBench,
+Gorilla APIBench) or on a user's own catalogue, latency at 500 and 10,000 tools.
 
 Every number goes through the public path, ``ToolSelectionCoordinator.select_tools(query,
 tools, k=10, strategy=...)``, one query at a time, with the catalogue's indexes built
 beforehand (as after the first turn). Quality: Recall@1/5/10 and NDCG@10 against the
-data sets' gold tools. MetaTool results are on the held-out half of its queries only.
+gold tools. MetaTool results are on the held-out half of its queries only. How the
+default was chosen (leaving one data set out) is in scripts/selection_experiments.py.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCo
 from victor.protocols import IEmbeddingService
 from victor.selection.datasets import (
     Dataset,
+    load_gorilla,
     load_livemcpbench,
     load_metatool,
     synthetic_catalogue,
 )
+from victor.selection.hybrid import DEFAULT_ALPHA
 from victor.selection.metrics import ndcg_at_k, recall_at_k
 
-__all__ = ["REFERENCE", "Row", "run_benchmark"]
+__all__ = ["REFERENCE", "Row", "compare_on_catalogue", "run_benchmark"]
 
 STRATEGIES = ("keyword", "semantic", "hybrid")
 # Reference figures of the data README (MetaTool, 2,000 sampled queries): R@5, NDCG@10.
@@ -49,6 +53,7 @@ class Row:
     ndcg10: float = 0.0
     p50_ms: float = 0.0
     p95_ms: float = 0.0
+    build_s: float = 0.0  # index build from scratch (no embedding cache), latency rows
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -57,39 +62,96 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 
 async def evaluate(
-    dataset: Dataset, strategy: str, embeddings: IEmbeddingService, cache_dir: Any
+    dataset: Dataset,
+    strategy: str,
+    embeddings: IEmbeddingService,
+    cache_dir: Any,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    label: str | None = None,
 ) -> Row:
-    """Quality and latency of one built-in strategy on one data set."""
-    coordinator = ToolSelectionCoordinator(embeddings=embeddings, cache_dir=cache_dir)
-    await coordinator.warm_up(dataset.tools, semantic=strategy != "keyword")
-    await coordinator.select_tools("warm up", dataset.tools, k=10, strategy=strategy)
-    row = Row(dataset.name, strategy, len(dataset.tools), len(dataset.queries))
+    """Quality and latency of one built-in strategy on one data set (each query ranked
+    among its own catalogue's tools when the data set has several)."""
+    coordinator = ToolSelectionCoordinator(
+        embeddings=embeddings, cache_dir=cache_dir, hybrid_alpha=alpha
+    )
+    row = Row(dataset.name, label or strategy, len(dataset.tools), len(dataset.queries))
     times: list[float] = []
     sums = [0.0, 0.0, 0.0, 0.0]
-    for query in dataset.queries:
-        start = time.perf_counter()
-        chosen = await coordinator.select_tools(query.text, dataset.tools, k=10, strategy=strategy)
-        times.append((time.perf_counter() - start) * 1000)
-        names = [t.name for t in chosen]
-        sums[0] += recall_at_k(names, query.gold, 1)
-        sums[1] += recall_at_k(names, query.gold, 5)
-        sums[2] += recall_at_k(names, query.gold, 10)
-        sums[3] += ndcg_at_k(names, query.gold, 10)
+    for part in dataset.catalogues():
+        tools = part.tools
+        await coordinator.warm_up(tools, semantic=strategy != "keyword")
+        await coordinator.select_tools("warm up", tools, k=10, strategy=strategy)
+        for query in part.queries:
+            start = time.perf_counter()
+            chosen = await coordinator.select_tools(query.text, tools, k=10, strategy=strategy)
+            times.append((time.perf_counter() - start) * 1000)
+            names = [t.name for t in chosen]
+            sums[0] += recall_at_k(names, query.gold, 1)
+            sums[1] += recall_at_k(names, query.gold, 5)
+            sums[2] += recall_at_k(names, query.gold, 10)
+            sums[3] += ndcg_at_k(names, query.gold, 10)
     n = max(1, len(dataset.queries))
     row.r1, row.r5, row.r10, row.ndcg10 = (s / n for s in sums)
-    row.p50_ms, row.p95_ms = statistics.median(times), _pct(times, 0.95)
+    row.p50_ms, row.p95_ms = statistics.median(times or [0.0]), _pct(times, 0.95)
     return row
+
+
+ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+async def compare_on_catalogue(
+    dataset: Dataset,
+    *,
+    alphas: Sequence[float] = ALPHAS,
+    cache_dir: Any = None,
+    echo: Any = print,
+) -> list[Row]:
+    """Every built-in strategy on a user's catalogue and labelled queries, the hybrid at
+    several ``hybrid_alpha``; prints the table and which setting to pick."""
+    from victor.selection.embeddings import default_embeddings
+
+    embeddings = default_embeddings()
+    rows = [await evaluate(dataset, s, embeddings, cache_dir) for s in ("keyword", "semantic")]
+    for alpha in dict.fromkeys([DEFAULT_ALPHA, *alphas]):
+        label = f"hybrid alpha {alpha:g}" + (" (default)" if alpha == DEFAULT_ALPHA else "")
+        rows.append(
+            await evaluate(dataset, "hybrid", embeddings, cache_dir, alpha=alpha, label=label)
+        )
+    echo(format_table(rows))
+    best = max(rows, key=lambda r: (r.r5 + r.ndcg10) / 2)
+    if best.strategy.startswith("hybrid"):
+        alpha = float(best.strategy.split()[2])
+        config = f'{{"tool_selection": {{"strategy": "hybrid", "hybrid_alpha": {alpha:g}}}}}'
+    else:
+        config = f'{{"tool_selection": {{"strategy": "{best.strategy}"}}}}'
+    echo(
+        f"best on this catalogue (mean of R@5 and NDCG@10): {best.strategy}, "
+        f"R@5 {best.r5:.3f}, NDCG@10 {best.ndcg10:.3f}; session config: {config}"
+    )
+    if len(dataset.queries) < 100:
+        echo(
+            f"only {len(dataset.queries)} queries: differences below ~0.03 may be noise; "
+            "label more queries before moving away from the default"
+        )
+    return rows
 
 
 async def latency(
     size: int, embeddings: IEmbeddingService, cache_dir: Any, queries: int = 200
 ) -> list[Row]:
-    """p50/p95 per strategy on a synthetic catalogue of ``size`` tools."""
+    """p50/p95 per strategy on a synthetic catalogue of ``size`` tools, and the time to
+    build its indexes from scratch (the hybrid's without any embedding cache)."""
     tools, texts = synthetic_catalogue(size, queries=queries)
     rows = []
     for strategy in STRATEGIES:
-        coordinator = ToolSelectionCoordinator(embeddings=embeddings, cache_dir=cache_dir)
+        cold = strategy == "hybrid" or strategy == "keyword"
+        coordinator = ToolSelectionCoordinator(
+            embeddings=embeddings, cache_dir=False if cold else cache_dir
+        )
+        start = time.perf_counter()
         await coordinator.warm_up(tools, semantic=strategy != "keyword")
+        build_s = time.perf_counter() - start if cold else 0.0
         for text in texts[:10]:  # warm caches and code paths, not the measured queries
             await coordinator.select_tools("warm " + text, tools, k=10, strategy=strategy)
         times = []
@@ -105,6 +167,7 @@ async def latency(
                 len(texts),
                 p50_ms=statistics.median(times),
                 p95_ms=_pct(times, 0.95),
+                build_s=build_s,
             )
         )
     return rows
@@ -122,33 +185,6 @@ async def turn_overhead(n: int = 2000) -> float:
         await coordinator.select_for_turn("hello", tools, config={})
         times.append((time.perf_counter() - start) * 1e6)
     return statistics.median(times)
-
-
-async def tune_alpha(
-    root: Path, embeddings: IEmbeddingService, cache_dir: Any, sample: int = 2000
-) -> list[tuple[float, float, float]]:
-    """(alpha, R@5, NDCG@10) of the hybrid blend on the MetaTool *tuning* split."""
-    import numpy as np
-
-    from victor.selection.hybrid import blend, top_k
-
-    data = load_metatool(root, split="tune", sample=sample, seed=1)
-    coordinator = ToolSelectionCoordinator(embeddings=embeddings, cache_dir=cache_dir)
-    await coordinator.warm_up(data.tools)
-    pairs = []
-    for q in data.queries:
-        semantic = await coordinator._semantic_scores(q.text, data.tools)
-        keyword = await coordinator._keyword_scores(q.text, data.tools)
-        pairs.append((np.asarray(semantic), keyword))
-    out = []
-    for alpha in (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0):
-        r5 = nd = 0.0
-        for q, (sem, kw) in zip(data.queries, pairs, strict=True):
-            names = [data.tools[i].name for i in top_k(blend(sem, kw, alpha), 10)]
-            r5 += recall_at_k(names, q.gold, 5)
-            nd += ndcg_at_k(names, q.gold, 10)
-        out.append((alpha, r5 / len(data.queries), nd / len(data.queries)))
-    return out
 
 
 def _load() -> str:
@@ -171,13 +207,15 @@ def machine() -> str:
 def format_table(rows: Sequence[Row], *, quality: bool = True) -> str:
     head = ["data", "strategy", "tools", "queries"]
     head += ["R@1", "R@5", "R@10", "NDCG@10"] if quality else []
-    head += ["p50 ms", "p95 ms"]
+    head += ["p50 ms", "p95 ms"] + ([] if quality else ["index build s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.dataset, r.strategy, f"{r.tools:,}", f"{r.queries:,}"]
         if quality:
             cells += [f"{r.r1:.3f}", f"{r.r5:.3f}", f"{r.r10:.3f}", f"{r.ndcg10:.3f}"]
         cells += [f"{r.p50_ms:.2f}", f"{r.p95_ms:.2f}"]
+        if not quality:
+            cells.append(f"{r.build_s:.2f}" if r.build_s else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -239,7 +277,6 @@ async def run_benchmark(
     sample: int = 2000,
     sizes: Sequence[int] = (500, 10_000),
     png: Path | None = None,
-    tune: bool = False,
     cache_dir: Any = None,
     echo: Any = print,
 ) -> dict[str, Any]:
@@ -249,11 +286,11 @@ async def run_benchmark(
     embeddings = default_embeddings()
     echo(f"Tool selection benchmark, {dt.date.today().isoformat()}, {machine()}")
     echo(f"load average at start: {_load()}")
-    echo(f"data: {data_dir}")
     sets = [
         load_metatool(data_dir, split="test", sample=sample),
         load_metatool(data_dir, split="multi", sample=None),
         load_livemcpbench(data_dir),
+        load_gorilla(data_dir),
     ]
     quality = []
     for data in sets:
@@ -270,13 +307,10 @@ async def run_benchmark(
         echo(format_table([r for r in speed if r.tools == size], quality=False))
     overhead = await turn_overhead()
     echo(f"select_for_turn with 10 tools (offer all, the per-turn hot path): {overhead:.1f} us")
-    tuning = await tune_alpha(data_dir, embeddings, cache_dir) if tune else []
-    for alpha, r5, nd in tuning:
-        echo(f"tune split: alpha {alpha:.2f}  R@5 {r5:.3f}  NDCG@10 {nd:.3f}")
     echo(f"load average at end: {_load()}")
     if png is not None:
         echo(f"chart: {png}" if plot(quality, speed, png) else "chart skipped: no matplotlib")
-    return {"quality": quality, "latency": speed, "turn_overhead_us": overhead, "tuning": tuning}
+    return {"quality": quality, "latency": speed, "turn_overhead_us": overhead}
 
 
 def main(data_dir: Path, **kwargs: Any) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""Tool-retrieval data for the benchmark: MetaTool, LiveMCPBench, synthetic catalogues.
+"""Tool-retrieval data for the benchmark: MetaTool, LiveMCPBench, Gorilla, synthetic catalogues.
 
 MetaTool (HowieHwong/MetaTool, MIT): 199 tools, 20,614 single-tool queries and 497
 multi-tool queries. Queries are split in two halves by a hash of their text: ``tune``
 (the only queries any default was chosen on) and ``test`` (the only ones reported).
 LiveMCPBench (icip-cas/LiveMCPBench, Apache-2.0): 527 MCP tools with JSON schemas and 95
-tasks whose annotations name the gold tools; nothing was tuned on it.
+tasks whose annotations name the gold tools. Gorilla APIBench (ShishirPatil/gorilla,
+Apache-2.0, as rebuilt in the data folder): 1,057 model APIs of three hubs and 1,770
+queries, each ranked among its own hub's tools only (three catalogues).
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from pathlib import Path
 from victor.protocols import Tool
 
 __all__ = [
+    "DataError",
     "Dataset",
     "Query",
-    "default_data_dir",
+    "load_gorilla",
     "load_livemcpbench",
     "load_metatool",
+    "load_user_catalogue",
+    "load_user_queries",
     "synthetic_catalogue",
 ]
 
@@ -42,16 +47,13 @@ class Dataset:
     tools: list[Tool]
     queries: list[Query]
     notes: dict[str, object] = field(default_factory=dict)
+    # Separate catalogues whose queries are ranked among their own tools only (Gorilla's
+    # hubs); empty when the data set is one catalogue.
+    parts: list[Dataset] = field(default_factory=list)
 
-
-def default_data_dir() -> Path:
-    """``../shared/data/tool-retrieval`` beside the source checkout (or the cwd)."""
-    candidates = [
-        Path(__file__).resolve().parents[3].parent / "shared/data/tool-retrieval",
-        Path.cwd().parent / "shared/data/tool-retrieval",
-        Path.cwd() / "shared/data/tool-retrieval",
-    ]
-    return next((p for p in candidates if p.is_dir()), candidates[0])
+    def catalogues(self) -> list[Dataset]:
+        """What to rank: the parts, or the data set itself."""
+        return self.parts or [self]
 
 
 def split_of(text: str) -> str:
@@ -114,6 +116,132 @@ def load_livemcpbench(root: Path) -> Dataset:
             queries.append(Query(task["Question"], hits))
     notes = {"mentions": mentions, "matched": matched, "tasks": len(queries)}
     return Dataset("LiveMCPBench", tools, queries, notes)
+
+
+def load_gorilla(root: Path, *, split: str | None = None) -> Dataset:
+    """Gorilla APIBench per hub: one part per hub (907 Hugging Face, 56 TF Hub and 94
+    Torch Hub tools), each query ranked among its own hub's tools. ``split`` keeps the
+    ``tune`` or ``test`` half of the queries (None: all)."""
+    base = Path(root) / "Gorilla"
+    by_hub: dict[str, list[Tool]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for line in (base / "tools.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        names[item["id"]] = item["name"]
+        by_hub[item["hub"]].append(
+            Tool(
+                name=item["name"],
+                description=item["description"],
+                domain=item["domain"],
+                tags=[item["functionality"]] if item.get("functionality") else [],
+                parameters=item["parameters"],
+            )
+        )
+    queries: dict[str, list[Query]] = defaultdict(list)
+    for line in (base / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        if split is None or item["split"] == split:
+            gold = frozenset(names[g] for g in item["gold"])
+            queries[item["hub"]].append(Query(item["query"], gold))
+    parts = [Dataset(f"Gorilla {hub}", tools, queries[hub]) for hub, tools in by_hub.items()]
+    label = "Gorilla (per hub)" if split is None else f"Gorilla ({split}, per hub)"
+    return Dataset(
+        label,
+        [t for part in parts for t in part.tools],
+        [q for part in parts for q in part.queries],
+        {"hubs": {p.name: (len(p.tools), len(p.queries)) for p in parts}},
+        parts,
+    )
+
+
+class DataError(ValueError):
+    """A user's tool or query file is unusable; the message is one line naming the file,
+    the line or entry, and what is wrong."""
+
+
+def _tool_from(item: object, where: str) -> Tool:
+    """A tool from one entry of a catalogue file: Victor's own fields, the OpenAI shape
+    (``{"type": "function", "function": {...}}``) or the MCP shape (``inputSchema``)."""
+    if not isinstance(item, dict):
+        raise DataError(f"{where}: a tool must be a JSON object, not {type(item).__name__}")
+    spec = item.get("function") if isinstance(item.get("function"), dict) else item
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise DataError(f'{where}: the tool has no "name" (a non-empty string)')
+    schema = spec.get("parameters") or spec.get("inputSchema") or {}
+    tags = spec.get("tags") or []
+    try:
+        return Tool(
+            name=name[:128],
+            description=str(spec.get("description") or ""),
+            parameters=schema if isinstance(schema, dict) else {},
+            domain=spec.get("domain"),
+            tags=[str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
+        )
+    except ValueError as exc:
+        problem = str(exc).splitlines()[0]
+        raise DataError(f"{where}: tool {name!r} is not valid: {problem}") from None
+
+
+def load_user_catalogue(path: Path) -> list[Tool]:
+    """Tools from a JSON file: a list of tools, or an object with a ``"tools"`` list
+    (an MCP ``tools/list`` result). Each tool: ``name``, ``description`` and optionally
+    ``parameters`` (JSON schema), ``domain``, ``tags``; OpenAI and MCP shapes work too."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the tool file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: the tool file is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    items = data.get("tools") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise DataError(f'{path}: expected a JSON list of tools (or {{"tools": [...]}})')
+    tools = [_tool_from(item, f"{path}: tool {i + 1}") for i, item in enumerate(items)]
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            raise DataError(f"{path}: two tools are named {tool.name!r}")
+        seen.add(tool.name)
+    return tools
+
+
+def load_user_queries(path: Path, tool_names: set[str]) -> list[Query]:
+    """Labelled queries from a JSONL file, one object a line:
+    ``{"query": "...", "gold": ["tool_a", "tool_b"]}`` (``gold`` may be one name).
+    Blank lines are skipped; every gold name must be a tool of the catalogue."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the query file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: the query file is not UTF-8 text") from None
+    queries: list[Query] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON: {exc.msg}") from None
+        text = item.get("query") if isinstance(item, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f'{where}: expected {{"query": "...", "gold": [tool names]}}')
+        gold = item.get("gold")
+        gold = [gold] if isinstance(gold, str) else gold
+        if not isinstance(gold, list) or not gold or not all(isinstance(g, str) for g in gold):
+            raise DataError(f'{where}: "gold" must be a tool name or a non-empty list of them')
+        unknown = [g for g in gold if g not in tool_names]
+        if unknown:
+            raise DataError(f"{where}: gold tool {unknown[0]!r} is not in the tool file")
+        queries.append(Query(text, frozenset(gold)))
+    if not queries:
+        raise DataError(f"{path}: no queries")
+    return queries
 
 
 def _words(text: str) -> list[str]:

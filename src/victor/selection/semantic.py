@@ -1,11 +1,11 @@
 """Semantic scoring: cosine between the query and each tool, from sentence embeddings.
 
-Each tool is embedded as two fields, its description (with parameter names) and its
-name split into words, and scored by ``(1 - w) * cos(q, description) + w * cos(q, name)``.
-The name field is a short, dense label ("Research Helper") that a long description
-dilutes; on the MetaTool tuning split the blend with ``w = 0.3`` lifted Recall@5 of
-cosine alone from 0.77 to 0.80. The two fields fold into one matrix, so a query still
-costs one matrix-vector product.
+Each tool is embedded as two fields, its description (with its domain, tags and
+parameter names) and its name split into words, and scored by
+``(1 - w) * cos(q, description) + w * cos(q, name)``. The name field is a short, dense
+label ("Research Helper") that a long description dilutes; ``w = 0.4`` was chosen with
+the hybrid's other settings, leaving one data set out (benchmarks/RESULTS.md). The two
+fields fold into one matrix, so a query still costs one matrix-vector product.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ __all__ = [
     "name_field",
 ]
 
-DEFAULT_NAME_WEIGHT = 0.3
+DEFAULT_NAME_WEIGHT = 0.4
 
 
 def description_field(tool: Tool) -> str:
-    """The tool's description and its parameters in words (the name when it has neither)."""
-    parts = [tool.description.strip()]
+    """``"<domain> <tags>: <description> (parameters: ...)"``, the fields keyword
+    selection reads too (the name when there is nothing else)."""
+    head = " ".join(p for p in [tool.domain or "", " ".join(tool.tags)] if p)
+    parts = [f"{head}:" if head else "", tool.description.strip()]
     props = tool.parameters.get("properties") or {}
     if props:
         names = ", ".join(split_identifier(str(p)) for p in props)

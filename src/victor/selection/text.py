@@ -3,7 +3,7 @@
 Tool names are identifiers (``readFile``, ``get_weather``, ``PDF&URLTool``) while queries
 are prose, so names are split into words before anything is matched. Keyword retrieval
 also stems (PyStemmer, Snowball English) and drops function words; the embedding model
-gets readable text instead (split name, description, parameter names).
+gets readable text instead (``victor.selection.semantic``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ __all__ = [
     "STOPWORDS",
     "Tokenizer",
     "keyword_document",
-    "semantic_document",
     "split_identifier",
 ]
 
@@ -123,11 +122,6 @@ class Tokenizer:
             cache.update(zip(words, stems, strict=True))
 
 
-def _param_words(tool: Tool) -> list[str]:
-    props = tool.parameters.get("properties") or {}
-    return [split_identifier(str(name)) for name in props]
-
-
 def keyword_document(tool: Tool, *, name_weight: int = 2) -> str:
     """What BM25 indexes: the split name (repeated: it is the densest evidence), the
     description, tags, domain, parameter names and descriptions."""
@@ -139,14 +133,3 @@ def keyword_document(tool: Tool, *, name_weight: int = 2) -> str:
         desc = spec.get("description", "") if isinstance(spec, dict) else ""
         parts.append(f"{split_identifier(str(pname))} {desc}")
     return " ".join(p for p in parts if p)
-
-
-def semantic_document(tool: Tool, *, with_params: bool = True) -> str:
-    """What the embedding model reads: ``"<split name>: <description> (<parameters>)"``.
-    Prose with the name in words embeds closer to user requests than the raw schema."""
-    text = f"{split_identifier(tool.name)}: {tool.description.strip()}"
-    if with_params:
-        params = _param_words(tool)
-        if params:
-            text += f" (parameters: {', '.join(params)})"
-    return text
