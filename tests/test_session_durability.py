@@ -271,3 +271,34 @@ async def test_postgres_store_survives_a_server_restart(throwaway_postgres):
         await orch.chat(f"after {i}", session_id=f"s{i}")
     assert [m.content for m in await orch.history("s0")] == ["before 0", "ok", "after 0", "ok"]
     await orch.aclose()
+
+
+_COLD_START = """
+import asyncio, sys
+from victor import AgentOrchestrator, Settings
+from victor.providers import FunctionProvider
+
+async def main():
+    async with AgentOrchestrator(
+        settings=Settings(), provider=FunctionProvider(lambda m, t: "ok"), model="m"
+    ) as orch:
+        for i in range(3):
+            await orch.chat(f"turn {i}", session_id=f"{sys.argv[1]}-{i}")
+
+asyncio.run(main())
+"""
+
+
+async def test_processes_starting_together_on_a_new_data_dir_all_succeed():
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _COLD_START, f"p{n}", stderr=asyncio.subprocess.PIPE
+        )
+        for n in range(4)
+    ]
+    for proc in procs:
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    store = SQLiteSessionStore(Settings().sessions_path)
+    assert len(await store.list_sessions(limit=100)) == 12
+    await store.aclose()
