@@ -6,18 +6,22 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import aclosing
 from typing import Any
 
 from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
-from victor.agent.coordinators.config_coordinator import ConfigCoordinator
+from victor.agent.coordinators.config_coordinator import ConfigCoordinator, check_session_config
 from victor.agent.coordinators.context_coordinator import ContextCoordinator
 from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
-from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
-from victor.agent.turn import Turn, check_config, check_overrides
+from victor.agent.coordinators.tool_selection_coordinator import (
+    BUILTIN_STRATEGIES,
+    ToolSelectionCoordinator,
+)
+from victor.agent.turn import Turn, check_overrides
 from victor.analytics import events
 from victor.analytics.pricing import PriceTable, default_price_table
+from victor.config.schema import CONTEXT_COMPACTION_STRATEGY, TOOL_SELECTION_STRATEGY
 from victor.config.settings import Settings
 from victor.errors import ConfigError, TenantMismatchError, ToolLoopLimitError
 from victor.protocols import (
@@ -273,7 +277,13 @@ class AgentOrchestrator:
                 f"{type(config).__name__}, not a dict"
             )
         if config:
-            check_config(config)
+            await check_session_config(
+                self.config_coordinator,
+                session_id,
+                config,
+                config_override=overrides,
+                choices=self._config_choices,
+            )
         tenant_id = tenant_of(session_id)
         if config.get("tenant_id", tenant_id) != tenant_id:
             raise TenantMismatchError(
@@ -306,6 +316,21 @@ class AgentOrchestrator:
             turn.history, turn.version = stored
         turn.new_messages.append(Message(role="user", content=message))
         return turn
+
+    def _config_choices(self) -> dict[tuple[str, ...], Collection[str]]:
+        """The strategy names a session's config may pick, as registered here."""
+        selection = self.tool_selection_coordinator
+        choices: dict[tuple[str, ...], Collection[str]] = {
+            TOOL_SELECTION_STRATEGY: {
+                *BUILTIN_STRATEGIES,
+                "default",
+                *getattr(selection, "strategies", ()),
+            }
+        }
+        compaction = getattr(self.context_coordinator, "strategies", None)
+        if compaction is not None:
+            choices[CONTEXT_COMPACTION_STRATEGY] = compaction
+        return choices
 
     async def _system_prompt(self, turn: Turn) -> str:
         base = turn.config.get("system_prompt") or self.system_prompt

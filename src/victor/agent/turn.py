@@ -7,47 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from victor.analytics.events import Scope
-from victor.errors import ConfigError
+from victor.config.schema import KNOWN_KEYS
 from victor.protocols import Message, Tool, Usage, new_event_id
-
-
-class TurnConfig(BaseModel):
-    """The config keys the orchestrator applies itself, checked strictly so that a typo
-    in a file (``temperature: hot``, ``enable_analytics: "false"``) is an error naming the
-    key rather than a surprise. Other keys are kept for coordinators and contributors."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    model: str | None = Field(default=None, min_length=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    system_prompt: str | None = None
-    max_tool_iterations: int | None = Field(default=None, ge=1)
-    tool_selection: dict[str, Any] | None = None
-    context_compaction_strategy: str | None = None
-    context_compaction_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
-    enable_analytics: bool | None = None
-    tenant_id: str | None = None
-    variant: str | None = None
-    experiment: str | None = None
-
-
-KNOWN_KEYS = frozenset(TurnConfig.model_fields)
-
-
-def check_config(config: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` naming every known key whose value cannot work."""
-    try:
-        TurnConfig.model_validate(config)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            key = ".".join(str(p) for p in err["loc"])
-            problems.append(f"{key!r}: {err['msg']} (got {err['input']!r:.80})")
-        raise ConfigError("invalid session config: " + "; ".join(problems)) from None
 
 
 def check_overrides(overrides: Mapping[str, Any]) -> None:

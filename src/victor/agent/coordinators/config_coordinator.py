@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from victor.agent.coordinators.config_providers import (
+    EnvironmentConfigProvider,
+    FileConfigProvider,
+    TenantConfigProvider,
+    deep_merge,
+)
+from victor.config.schema import NAMED_CHOICES, config_problems, format_path
 from victor.errors import ConfigError
 from victor.protocols import IConfigProvider
 from victor.protocols.tenancy import tenant_of
@@ -21,182 +24,146 @@ __all__ = [
     "EnvironmentConfigProvider",
     "FileConfigProvider",
     "IConfigProvider",
+    "TenantConfigProvider",
+    "check_session_config",
     "deep_merge",
     "tenant_of",
 ]
 
-
-def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` wins; nested dicts (such as ``tool_selection``) merge key by key."""
-    merged = dict(base)
-    for key, value in override.items():
-        current = merged.get(key)
-        if isinstance(current, dict) and isinstance(value, Mapping):
-            merged[key] = deep_merge(current, value)
-        else:
-            merged[key] = value
-    return merged
+OVERRIDE_SOURCE = "the turn's config override"
 
 
-def _parse_env_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-class EnvironmentConfigProvider(IConfigProvider):
-    """Config from environment variables: ``VICTOR_CONFIG_MODEL=gpt-4o`` sets ``model``;
-    a double underscore nests (``VICTOR_CONFIG_TOOL_SELECTION__STRATEGY=hybrid``).
-    Values are parsed as JSON when they can be (numbers, booleans, lists)."""
-
-    def __init__(
-        self,
-        prefix: str = "VICTOR_CONFIG_",
-        *,
-        priority: int = 10,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        self.prefix = prefix
-        self._priority = priority
-        self._environ = environ
-        self.reload()
-
-    def priority(self) -> int:
-        return self._priority
-
-    def reload(self) -> None:
-        environ = os.environ if self._environ is None else self._environ
-        config: dict[str, Any] = {}
-        for name, raw in environ.items():
-            if not name.startswith(self.prefix) or len(name) == len(self.prefix):
-                continue
-            path = name[len(self.prefix) :].lower().split("__")
-            node = config
-            for part in path[:-1]:
-                node = node.setdefault(part, {})
-                if not isinstance(node, dict):
-                    raise ConfigError(f"environment variable {name}: {part!r} is not a section")
-            node[path[-1]] = _parse_env_value(raw)
-        self._config = config
-
-    async def get_config(self, session_id: str) -> dict[str, Any]:
-        return dict(self._config)
-
-
-class FileConfigProvider(IConfigProvider):
-    """Config from a JSON or YAML file, re-read when the file changes (looked at once
-    per ``check_interval`` seconds at most).
-
-    Top-level keys apply to every session; ``tenants: {name: {...}}`` and
-    ``sessions: {id: {...}}`` overlay them for one tenant or session. A file that cannot
-    be parsed raises :class:`ConfigError` naming the file and line; after a bad edit to a
-    file that was good, the last good version stays in use (logged).
-    """
-
-    def __init__(
-        self, path: str | Path, *, priority: int = 50, check_interval: float = 1.0
-    ) -> None:
-        self.path = Path(path)
-        self._priority = priority
-        self.check_interval = check_interval  # seconds between looks at the file
-        self._checked = 0.0
-        self._mtime: float | None = None
-        self._data: dict[str, Any] = {}
-        self._error: str | None = None
-        self._load(initial=True)
-
-    def priority(self) -> int:
-        return self._priority
-
-    def _parse(self, text: str) -> dict[str, Any]:
-        if self.path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f"{self.path}:{mark.line + 1}" if mark else str(self.path)
-                raise ConfigError(f"{where}: invalid YAML: {exc}") from None
-        else:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{self.path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{self.path}: the top level must be a mapping of settings")
-        for section in ("tenants", "sessions"):
-            value = data.get(section)
-            if value is not None and not (
-                isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
-            ):
-                raise ConfigError(f"{self.path}: '{section}' must map names to settings")
-        return data
-
-    def _load(self, initial: bool = False) -> None:
-        try:
-            mtime = self.path.stat().st_mtime
-            if mtime == self._mtime:
-                return
-            text = self.path.read_text(encoding="utf-8")
-            data = self._parse(text)
-        except (OSError, UnicodeDecodeError, ConfigError) as exc:
-            if initial:
-                if isinstance(exc, FileNotFoundError):
-                    raise ConfigError(f"{self.path}: config file not found") from None
-                if isinstance(exc, ConfigError):
-                    raise
-                raise ConfigError(f"{self.path}: cannot read the config file: {exc}") from None
-            # A file being replaced (an editor's atomic save, a mounted ConfigMap swap) or
-            # a bad edit: keep serving the last good version.
-            if self._error != str(exc):
-                logger.error("keeping the previous config of %s: %s", self.path, exc)
-                self._error = str(exc)
-            return
-        self._data = data
-        self._mtime = mtime
-        self._error = None
-
-    async def get_config(self, session_id: str) -> dict[str, Any]:
-        now = time.monotonic()
-        if now - self._checked >= self.check_interval:
-            self._checked = now
-            self._load()
-        data = self._data
-        config = {k: v for k, v in data.items() if k not in ("tenants", "sessions")}
-        tenant = tenant_of(session_id)
-        if tenant and tenant in (data.get("tenants") or {}):
-            config = deep_merge(config, data["tenants"][tenant])
-        if session_id in (data.get("sessions") or {}):
-            config = deep_merge(config, data["sessions"][session_id])
-        return config
+def source_name(provider: object) -> str:
+    """How messages name a provider: its ``source`` when it has one."""
+    source = getattr(provider, "source", None)
+    return source if isinstance(source, str) else type(provider).__name__
 
 
 class ConfigCoordinator:
     """Merges the config of every provider for a session: lower priority first, so the
-    highest priority wins, then ``config_override`` on top.
+    highest priority wins (nested dicts key by key), then ``config_override`` on top.
+
+    A provider that raises is logged and left out of the turn's config (the turn goes
+    on) unless ``strict=True``, where the turn fails with :class:`ConfigError`. A wrong
+    value is never left out silently: it raises :class:`ConfigError` naming the key and
+    where it came from (the built-in providers check what they read; the orchestrator
+    checks the merged result with :func:`check_session_config`).
 
     Subclasses may override :meth:`load_config` entirely (an A/B test assigning variants
     does); they need not call ``__init__``.
     """
 
     providers: Sequence[IConfigProvider] = ()
+    strict: bool = False
 
-    def __init__(self, providers: Sequence[IConfigProvider] | None = None) -> None:
+    def __init__(
+        self, providers: Sequence[IConfigProvider] | None = None, *, strict: bool = False
+    ) -> None:
         self.providers = sorted(providers or (), key=lambda p: p.priority())
+        self.strict = strict
+        self._failing: set[int] = set()  # ids of providers whose last call raised
 
     def add_provider(self, provider: IConfigProvider) -> None:
         self.providers = sorted([*self.providers, provider], key=lambda p: p.priority())
+
+    async def _provider_config(
+        self, provider: IConfigProvider, session_id: str
+    ) -> Mapping[str, Any] | None:
+        try:
+            config = await provider.get_config(session_id)
+            if not isinstance(config, Mapping):
+                raise TypeError(f"get_config returned {type(config).__name__}, not a dict")
+        except ConfigError:
+            raise  # a wrong value is the turn's error, named where it was written
+        except Exception as exc:
+            failing = getattr(self, "_failing", set())
+            if self.strict:
+                raise ConfigError(
+                    f"config provider {source_name(provider)} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            if id(provider) not in failing:  # once per outage, not once per turn
+                logger.error(
+                    "config provider %s failed, left out until it works again: %s: %s",
+                    source_name(provider),
+                    type(exc).__name__,
+                    exc,
+                )
+                failing.add(id(provider))
+            return None
+        failing = getattr(self, "_failing", None)
+        if failing and id(provider) in failing:
+            failing.discard(id(provider))
+            logger.warning("config provider %s works again", source_name(provider))
+        return config
 
     async def load_config(
         self, session_id: str, config_override: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for provider in self.providers:
-            merged = deep_merge(merged, await provider.get_config(session_id))
+            config = await self._provider_config(provider, session_id)
+            if config:
+                merged = deep_merge(merged, config)
         if config_override:
             merged = deep_merge(merged, config_override)
         return merged
+
+    async def source_of(
+        self,
+        session_id: str,
+        path: Sequence[str],
+        config_override: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Which source gave the session's value at ``path`` (for error messages)."""
+        candidates: list[tuple[str, Mapping[str, Any] | None]] = [
+            (OVERRIDE_SOURCE, config_override)
+        ]
+        for provider in reversed(self.providers):  # the highest priority first
+            try:
+                config = await provider.get_config(session_id)
+            except Exception:
+                config = None
+            candidates.append((source_name(provider), config))
+        for name, config in candidates:
+            node: Any = config
+            for part in path:
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if node is not None:
+                return name
+        return f"{type(self).__name__}.load_config"
+
+
+def _has(config: Mapping[str, Any], path: Sequence[str]) -> bool:
+    node: Any = config
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+async def check_session_config(
+    coordinator: object,
+    session_id: str,
+    config: Mapping[str, Any],
+    *,
+    config_override: Mapping[str, Any] | None = None,
+    choices: Callable[[], Mapping[tuple[str, ...], Collection[str]]] | None = None,
+) -> None:
+    """Raise :class:`ConfigError` naming each wrong key of a session's merged config and
+    the source it came from. ``choices`` gives the accepted names of keys that name a
+    registered strategy; it is called only when the config sets one of them."""
+    names = None
+    if choices is not None and any(_has(config, path) for path in NAMED_CHOICES):
+        names = choices()
+    problems = config_problems(config, names)
+    if not problems:
+        return
+    parts = []
+    for path, message in problems:
+        if isinstance(coordinator, ConfigCoordinator):
+            source = await coordinator.source_of(session_id, path, config_override)
+        else:
+            source = f"{type(coordinator).__name__}.load_config"
+        parts.append(f"{format_path(path)!r}: {message}, from {source}")
+    raise ConfigError(f"invalid config for session {session_id!r}: " + "; ".join(parts))
