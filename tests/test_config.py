@@ -124,12 +124,12 @@ async def test_wrong_values_are_rejected_naming_the_key_and_the_source(tmp_path)
         await orch.chat("hi", session_id="s")
     message = str(caught.value)
     assert "'temperature': Input should be a valid number (got 'hot'), from Static" in message
-    assert f"'tool_selection.strategy': unknown name 'hybird'" in message
+    assert "'tool_selection.strategy': unknown name 'hybird'" in message
     assert f"from file {path}" in message and "accepted: all, default, hybrid" in message
     assert await orch.list_sessions() == []
     # The turn's own override is named too.
     orch.config_coordinator = ConfigCoordinator(providers=[])
-    with pytest.raises(ConfigError, match="'max_tokens'.*from the turn's config override"):
+    with pytest.raises(ConfigError, match=r"'max_tokens'.*from the turn's config override"):
         await orch.chat("hi", session_id="s", max_tokens=-1)
     await orch.aclose()
 
@@ -167,7 +167,7 @@ async def test_a_subclass_replacing_load_config_keeps_working():
     orch = orchestrator(Variants({"max_tokens": 5, "variant": "a"}))
     assert (await orch.chat("hi", session_id="s")).variant == "a"
     orch.config_coordinator = Variants({"max_tokens": "five"})
-    with pytest.raises(ConfigError, match="'max_tokens'.*from Variants.load_config"):
+    with pytest.raises(ConfigError, match=r"'max_tokens'.*from Variants.load_config"):
         await orch.chat("hi", session_id="s")
     await orch.aclose()
 
@@ -207,7 +207,7 @@ def test_environment_provider_names_the_bad_variable(monkeypatch):
         EnvironmentConfigProvider()
     monkeypatch.delenv("VICTOR_TEMPERATURE")
     monkeypatch.setenv("VICTOR_TOOL_SELECTION__MAX_TOOLS", "0")
-    with pytest.raises(ConfigError, match="VICTOR_TOOL_SELECTION__MAX_TOOLS: .*greater than"):
+    with pytest.raises(ConfigError, match=r"VICTOR_TOOL_SELECTION__MAX_TOOLS: .*greater than"):
         EnvironmentConfigProvider()
 
 
