@@ -202,7 +202,13 @@ class AgentOrchestrator:
             self.tool_selection_coordinator.aclose,
             self.analytics_coordinator.aclose,
             self.provider.aclose,
+            # Database-backed providers and contributors reconnect if used again, so a
+            # coordinator shared by several orchestrators survives one closing.
+            getattr(self.config_coordinator, "aclose", None),
+            getattr(self.prompt_coordinator, "aclose", None),
         ):
+            if close is None:
+                continue
             try:
                 await close()
             except Exception:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+from victor.protocols.tenancy import tenant_of
 
 
 class PromptContext(BaseModel, Mapping[str, Any]):
     """The turn a system prompt is built for.
 
     It behaves like a read-only mapping, so ``context.get("tenant_id")`` works: keys are
-    the fields below, then the session's config, then ``extra``.
+    the fields below, then the session's config, then ``extra``. The tenant is the
+    session's (``acme:s1`` belongs to ``acme``), given or not; a contradiction is refused.
     """
 
     session_id: str | None = None
@@ -22,6 +25,17 @@ class PromptContext(BaseModel, Mapping[str, Any]):
     variant: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tenant_of_the_session(self) -> PromptContext:
+        owner = tenant_of(self.session_id)
+        if self.tenant_id is None:
+            self.tenant_id = owner
+        elif owner is not None and owner != self.tenant_id:
+            raise ValueError(
+                f"session {self.session_id!r} belongs to tenant {owner!r}, not {self.tenant_id!r}"
+            )
+        return self
 
     def _as_dict(self) -> dict[str, Any]:
         merged = {**self.extra, **self.config}

@@ -108,6 +108,16 @@ class ConfigCoordinator:
             merged = deep_merge(merged, config_override)
         return merged
 
+    async def aclose(self) -> None:
+        """Close the providers that hold connections (they reconnect if used again)."""
+        for provider in self.providers:
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    logger.exception("error while closing %s", source_name(provider))
+
     async def source_of(
         self,
         session_id: str,

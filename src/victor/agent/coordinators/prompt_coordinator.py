@@ -5,40 +5,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 
+from victor.agent.coordinators.prompt_contributors import (
+    BasePromptContributor,
+    FileContributor,
+    StaticContributor,
+    TenantPromptContributor,
+)
 from victor.protocols import IPromptContributor, PromptContext
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BasePromptContributor", "IPromptContributor", "PromptCoordinator"]
-
-
-class BasePromptContributor(IPromptContributor):
-    """A contributor with a priority and an optional cache.
-
-    Set ``cache_ttl`` (seconds) to reuse a contribution for the same :meth:`cache_key`
-    (by default the tenant): useful when it comes from a file or a database.
-    """
-
-    cache_ttl: float | None = None
-
-    def __init__(self, priority: int = 0) -> None:
-        self._priority = priority
-
-    def priority(self) -> int:
-        return getattr(self, "_priority", 0)
-
-    def cache_key(self, context: PromptContext) -> Hashable:
-        return context.tenant_id
+__all__ = [
+    "BasePromptContributor",
+    "FileContributor",
+    "IPromptContributor",
+    "PromptCoordinator",
+    "StaticContributor",
+    "TenantPromptContributor",
+]
 
 
 class PromptCoordinator:
-    """Joins the contributions, highest priority first, after the base system prompt.
+    """Joins the base system prompt and the contributions, highest priority first.
 
-    ``max_chars`` bounds the prompt: contributions that do not fit are left out, lowest
-    priority first, and logged. A contributor that fails is skipped and logged; the turn
-    goes on.
+    ``max_chars`` bounds the prompt: when the contributions exceed it, they are left
+    out lowest priority first until it fits (the base prompt is never cut), with a
+    warning. A contributor that raises is skipped and logged; the turn goes on.
+    Contributions of contributors with a ``cache_ttl`` are cached per contributor,
+    tenant and :meth:`BasePromptContributor.cache_key` (``max_cache_entries`` kept).
     """
 
     def __init__(
@@ -47,59 +44,112 @@ class PromptCoordinator:
         *,
         max_chars: int = 32_000,
         separator: str = "\n\n",
+        max_cache_entries: int = 4096,
     ) -> None:
         self.contributors = sorted(contributors or (), key=lambda c: -c.priority())
         self.max_chars = max_chars
         self.separator = separator
-        # (id of the contributor, its key) -> (expiry, text, contributor); holding the
-        # contributor keeps its id from being reused by another object.
-        self._cache: dict[tuple[int, Hashable], tuple[float, str, object]] = {}
-        self.max_cache_entries = 4096
+        self.max_cache_entries = max_cache_entries
+        # (id of the contributor, tenant, its key) -> (expiry, text, contributor); holding
+        # the contributor keeps its id from being reused by another object.
+        self._cache: OrderedDict[tuple[int, str | None, Hashable], tuple[float, str, object]] = (
+            OrderedDict()
+        )
+        self._warned: set[tuple[str | None, tuple[str, ...]]] = set()
 
     def add_contributor(self, contributor: IPromptContributor) -> None:
         self.contributors = sorted([*self.contributors, contributor], key=lambda c: -c.priority())
 
-    async def _contribution(self, contributor: IPromptContributor, context: PromptContext) -> str:
-        ttl = getattr(contributor, "cache_ttl", None)
-        key = None
-        if ttl:
-            key = (id(contributor), contributor.cache_key(context))  # type: ignore[attr-defined]
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] > time.monotonic():
-                return hit[1]
+    def _key(
+        self, contributor: IPromptContributor, context: PromptContext
+    ) -> tuple[int, str | None, Hashable] | None:
+        if not getattr(contributor, "cache_ttl", None):
+            return None
+        cache_key = getattr(contributor, "cache_key", None)
+        extra = cache_key(context) if cache_key is not None else None
+        return (id(contributor), context.tenant_id, extra)
+
+    async def _contribution(
+        self,
+        contributor: IPromptContributor,
+        context: PromptContext,
+        key: tuple[int, str | None, Hashable] | None,
+    ) -> str:
         try:
             text = await contributor.get_contribution(context)
         except Exception:
             logger.exception("prompt contributor %r failed; its section is left out", contributor)
             return ""
-        text = (text or "").strip()
+        text = (text or "").strip() if isinstance(text, str | None) else ""
         if key is not None:
-            now = time.monotonic()
-            if len(self._cache) >= self.max_cache_entries:
-                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-                while len(self._cache) >= self.max_cache_entries:  # oldest first
-                    del self._cache[next(iter(self._cache))]
-            self._cache[key] = (now + ttl, text, contributor)  # type: ignore[operator]
+            ttl: float = contributor.cache_ttl  # type: ignore[attr-defined]
+            self._cache[key] = (time.monotonic() + ttl, text, contributor)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.max_cache_entries:
+                self._cache.popitem(last=False)
         return text
 
     async def build_system_prompt(self, context: PromptContext, base: str | None = None) -> str:
         if not self.contributors:
             return base or ""
-        sections = await asyncio.gather(
-            *(self._contribution(c, context) for c in self.contributors)
-        )
+        now = time.monotonic()
+        texts: list[str | None] = []
+        misses: list[tuple[int, tuple[int, str | None, Hashable] | None]] = []
+        for index, contributor in enumerate(self.contributors):
+            key = self._key(contributor, context)
+            hit = self._cache.get(key) if key is not None else None
+            if hit is not None and hit[0] > now:
+                texts.append(hit[1])
+            else:
+                texts.append(None)
+                misses.append((index, key))
+        if len(misses) == 1:
+            index, key = misses[0]
+            texts[index] = await self._contribution(self.contributors[index], context, key)
+        elif misses:
+            found = await asyncio.gather(
+                *(self._contribution(self.contributors[i], context, k) for i, k in misses)
+            )
+            for (index, _), text in zip(misses, found, strict=True):
+                texts[index] = text
+        return self._join(context, base, texts)
+
+    def _join(self, context: PromptContext, base: str | None, texts: list[str | None]) -> str:
+        sep = len(self.separator)
+        kept = [(c, t) for c, t in zip(self.contributors, texts, strict=True) if t]
+        size = len(base) if base else -sep
+        size += sum(len(t) + sep for _, t in kept)
+        left_out: list[str] = []
+        while kept and size > self.max_chars:  # the lowest priority goes first
+            contributor, text = kept.pop()
+            size -= len(text) + sep
+            left_out.append(repr(contributor))
+        if left_out:
+            self._warn(context.tenant_id, tuple(left_out), size)
         parts = [base] if base else []
-        size = len(base or "")
-        for contributor, text in zip(self.contributors, sections, strict=True):
-            if not text:
-                continue
-            if size + len(text) + len(self.separator) > self.max_chars:
-                logger.warning(
-                    "system prompt budget of %d characters reached: leaving out %r",
-                    self.max_chars,
-                    contributor,
-                )
-                continue
-            parts.append(text)
-            size += len(text) + len(self.separator)
+        parts.extend(t for _, t in kept)
         return self.separator.join(parts)
+
+    def _warn(self, tenant: str | None, left_out: tuple[str, ...], size: int) -> None:
+        # Once per tenant and set of contributors left out, not once per turn.
+        if (tenant, left_out) in self._warned:
+            return
+        if len(self._warned) > 1000:
+            self._warned.clear()
+        self._warned.add((tenant, left_out))
+        logger.warning(
+            "system prompt over its budget of %d characters%s: left out %s (lowest priority first)",
+            self.max_chars,
+            f" for tenant {tenant!r}" if tenant else "",
+            ", ".join(left_out),
+        )
+
+    async def aclose(self) -> None:
+        """Close the contributors that hold connections (tenant tables)."""
+        for contributor in self.contributors:
+            close = getattr(contributor, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    logger.exception("error while closing %r", contributor)
