@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         PromptCoordinator,
         ToolSelectionCoordinator,
     )
+    from victor.agent.multi_tenant import MultiTenantOrchestrator
     from victor.agent.orchestrator import AgentOrchestrator
     from victor.config.settings import Settings
     from victor.protocols import ChatResponse, Message, StreamChunk, Tool, Usage
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "AgentOrchestrator": "victor.agent.orchestrator",
+    "MultiTenantOrchestrator": "victor.agent.multi_tenant",
     "Settings": "victor.config.settings",
     "tool": "victor.tools",
     "Tool": "victor.protocols",
@@ -69,6 +71,7 @@ __all__ = [
     "FunctionProvider",
     "Message",
     "MiddlewareCoordinator",
+    "MultiTenantOrchestrator",
     "OpenAIProvider",
     "PromptCoordinator",
     "ScriptedProvider",
