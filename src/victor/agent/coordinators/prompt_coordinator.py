@@ -56,6 +56,7 @@ class PromptCoordinator:
             OrderedDict()
         )
         self._warned: set[tuple[str | None, tuple[str, ...]]] = set()
+        self._failing: set[int] = set()  # ids of contributors whose last call raised
 
     def add_contributor(self, contributor: IPromptContributor) -> None:
         self.contributors = sorted([*self.contributors, contributor], key=lambda c: -c.priority())
@@ -77,9 +78,21 @@ class PromptCoordinator:
     ) -> str:
         try:
             text = await contributor.get_contribution(context)
-        except Exception:
-            logger.exception("prompt contributor %r failed; its section is left out", contributor)
+        except Exception as exc:
+            if id(contributor) not in self._failing:  # once per outage, not once per turn
+                self._failing.add(id(contributor))
+                logger.error(
+                    "prompt contributor %r failed, its section left out until it works "
+                    "again: %s: %s",
+                    contributor,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
             return ""
+        if self._failing and id(contributor) in self._failing:
+            self._failing.discard(id(contributor))
+            logger.warning("prompt contributor %r works again", contributor)
         text = (text or "").strip() if isinstance(text, str | None) else ""
         if key is not None:
             ttl: float = contributor.cache_ttl  # type: ignore[attr-defined]
