@@ -11,6 +11,7 @@ from victor.agent.coordinators.config_providers import (
     FileConfigProvider,
     TenantConfigProvider,
     deep_merge,
+    merge_into,
 )
 from victor.config.schema import NAMED_CHOICES, config_problems, format_path
 from victor.errors import ConfigError
@@ -103,9 +104,9 @@ class ConfigCoordinator:
         for provider in self.providers:
             config = await self._provider_config(provider, session_id)
             if config:
-                merged = deep_merge(merged, config)
+                merge_into(merged, config)
         if config_override:
-            merged = deep_merge(merged, config_override)
+            merge_into(merged, config_override)
         return merged
 
     async def aclose(self) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "FileConfigProvider",
     "TenantConfigProvider",
     "deep_merge",
+    "merge_into",
 ]
 
 
@@ -46,14 +47,21 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     """A new dict: ``override`` wins, nested dicts (such as ``tool_selection``) merge key
     by key. Nested dicts are copied, so changing the result never changes its sources."""
     merged: dict[str, Any] = {}
-    for source in (base, override):
-        for key, value in source.items():
-            if isinstance(value, Mapping):
-                current = merged.get(key)
-                merged[key] = deep_merge(current if isinstance(current, dict) else {}, value)
-            else:
-                merged[key] = value
+    merge_into(merged, base)
+    merge_into(merged, override)
     return merged
+
+
+def merge_into(target: dict[str, Any], source: Mapping[str, Any]) -> None:
+    """Merge ``source`` into ``target`` (see :func:`deep_merge`), copying nested dicts."""
+    for key, value in source.items():
+        if type(value) is dict or isinstance(value, Mapping):
+            current = target.get(key)
+            if type(current) is not dict:
+                current = target[key] = {}
+            merge_into(current, value)
+        else:
+            target[key] = value
 
 
 # -- environment --------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -116,15 +115,10 @@ class PromptCoordinator:
             else:
                 texts.append(None)
                 misses.append((index, key))
-        if len(misses) == 1:
-            index, key = misses[0]
+        # One after another: with their caches warm most turns have nothing to fetch,
+        # and awaiting beats scheduling tasks (give a slow contributor a cache_ttl).
+        for index, key in misses:
             texts[index] = await self._contribution(self.contributors[index], context, key)
-        elif misses:
-            found = await asyncio.gather(
-                *(self._contribution(self.contributors[i], context, k) for i, k in misses)
-            )
-            for (index, _), text in zip(misses, found, strict=True):
-                texts[index] = text
         return self._join(context, base, texts)
 
     def _join(self, context: PromptContext, base: str | None, texts: list[str | None]) -> str:
