@@ -2,6 +2,7 @@ import json
 import logging
 import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from victor.agent.coordinators.config_coordinator import (
 from victor.errors import ConfigError
 from victor.protocols import IConfigProvider
 from victor.providers import FunctionProvider
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_settings_defaults_env_and_dotenv(tmp_path, monkeypatch):
@@ -336,14 +339,14 @@ async def test_unknown_keys_are_kept_with_a_warning(tmp_path, caplog):
     assert config["coding_standards"] == "pep8" and config["brand"] == "Acme"
 
 
-def test_the_readme_example_file_is_valid(tmp_path):
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = readme.index("```yaml\n# victor.yaml") + len("```yaml\n")
-    path = tmp_path / "victor.yaml"
-    path.write_text(readme[start : readme.index("```", start)])
-    FileConfigProvider(path)
+async def test_the_complete_example_file_is_valid():
+    provider = FileConfigProvider(EXAMPLES / "config_complete.yaml")
+    assert (await provider.get_config("acme:s"))["tool_selection"] == {
+        "strategy": "hybrid",
+        "max_tools": 5,
+        "hybrid_alpha": 0.7,
+        "pinned": ["search_docs"],
+    }
 
 
 # -- tenant table ---------------------------------------------------------------------------

@@ -78,6 +78,31 @@ OFFLINE = {
     "tool_selection.py": ["13 tools; offered: search_docs, get_weather_forecast"],
     "mcp_tools.py": ["Rain in Oslo tomorrow, 9 C -> Take an umbrella."],
     "analytics_export.py": ["'chat_complete': 2", "'acme': 4, 'globex': 4"],
+    "recipe_1_file_config.py": [
+        "session-1: model=claude-sonnet-4-5",
+        "'max_tokens': 512",
+        "acme:session-1: model=claude-opus-4-5",
+        "-> system prompt: You are Acme's support assistant.",
+        "override: model=m-turn",
+        "after an edit: 0.9",
+        "after a bad edit: 0.9",
+        "bad.yaml:2:14: 'temperature': Input should be a valid number (got 'hot')",
+    ],
+    "recipe_2_project_prompts.py": [
+        "Coding standards: type hints everywhere; ruff-clean.\n\nNever reveal customer "
+        "data.\n\nWhen writing tests, use pytest",
+        "You work for acme. Model: claude-sonnet-4-5.",
+        "Coding standards: type hints; docstrings on public functions.",
+        "within 120 characters:\nYou are a coding assistant.\n\nCoding standards: type "
+        "hints; docstrings on public functions.\n\nNever reveal customer data.\n",
+    ],
+    "recipe_6_multi_tenant.py": [
+        "acme:support-1: Hello from acme's agent. [model claude-opus-4-5]",
+        "globex:support-1: Hello from globex's agent. [model claude-sonnet-4-5]",
+        "refused: session 'acme:support-1' belongs to tenant 'acme', not 'globex'",
+        "globex's sessions: ['globex:support-1']",
+        "open orchestrators: ['globex', 'initech']",
+    ],
 }
 
 
