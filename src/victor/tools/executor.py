@@ -7,22 +7,25 @@ schema, a tool that raises anything (``SystemExit``, ``KeyboardInterrupt`` and i
 or a coroutine it never awaited, or overruns its timeout.
 
 Only a real cancellation of the turn (of the task awaiting :meth:`ToolExecutor.run`) ends
-it: ``CancelledError`` propagates, the calls in flight are cancelled or written off, and
-the executor does not wait for them.
+it: ``CancelledError`` propagates, an async tool in flight receives it, and a sync tool's
+thread is written off (the executor does not wait for it).
 
-An async tool runs as a task of its own, so the turn stops waiting for it at its timeout
-even when it swallows its cancellation: it is reported as timed out and left to end on its
-own. A sync tool runs in a thread (:mod:`victor.tools.threads`): one overrunning its
-timeout is reported as timed out, its thread is written off and replaced, and
-``stuck_threads`` counts such threads until their calls return. Past
-``max_stuck_threads`` of them, sync calls are refused with an error result (async ones
-still run) until some end.
+An async tool is awaited in the turn's own task: no hand-off, so nothing is added to the
+fast path. Its own ``CancelledError`` (raised while the task was not asked to cancel:
+``Task.cancelling()`` is 0) is an error like any other. At its timeout it is cancelled;
+one that swallows that cancellation is still reported as timed out when it returns, but
+the turn cannot stop it sooner and waits for it.
+
+A sync tool runs in a thread (:mod:`victor.tools.threads`). One overrunning its timeout is
+reported as timed out, its thread is written off and replaced, and ``stuck_threads``
+counts such threads until their calls return. Past ``max_stuck_threads`` of them (32 by
+default) sync calls are refused at once with an error result ("not started"), async ones
+still run, until some end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import json
 import logging
@@ -78,23 +81,6 @@ def _not_a_result(value: Any) -> str | None:
     return None
 
 
-async def _guarded(tool: Tool, arguments: dict[str, Any]) -> Outcome:
-    """An async tool's own task: whatever the tool does becomes its outcome, except
-    the cancellation the executor asks for."""
-    try:
-        return await tool.fn(**arguments), None  # type: ignore[misc]
-    except BaseException as exc:
-        task = asyncio.current_task()
-        if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
-            raise
-        return None, exc  # SystemExit, KeyboardInterrupt, a CancelledError of its own...
-
-
-def _set_none(future: asyncio.Future[None], _done: object) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class ToolExecutor:
     """Validates and runs tool calls.
 
@@ -102,7 +88,8 @@ class ToolExecutor:
     cannot stall the event loop nor take the threads asyncio itself needs (DNS lookups),
     and one stuck call never holds up another. ``max_parallel`` bounds how many calls of
     one model response run at once; responses of different turns never wait for each
-    other.
+    other. ``max_idle_threads`` threads are kept for the next sync calls;
+    ``max_stuck_threads`` bounds the written-off ones (see the module's docstring).
     """
 
     def __init__(
@@ -120,9 +107,6 @@ class ToolExecutor:
         self._threads = ToolThreads(
             max_idle=max_idle_threads or max(4, max_parallel * 2), max_stuck=max_stuck_threads
         )
-        # Async tools that overran or whose turn was cancelled, until they end: the loop
-        # keeps only weak references to tasks.
-        self._abandoned: set[asyncio.Task[Outcome]] = set()
 
     @property
     def stuck_threads(self) -> int:
@@ -177,20 +161,23 @@ class ToolExecutor:
         except ValueError as exc:
             return self._result(call, str(exc), True, start)
         timeout = tool.timeout or self.timeout
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
+        deadline = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline:
                 if tool.is_async:
-                    value, error = await self._run_async(tool, arguments)
+                    value, error = await self._run_async(tool, arguments, cancels)
                 else:
                     value, error = await self._run_sync(tool, arguments)
         except TimeoutError:  # ours: a tool's own arrives as its outcome's error
-            if not tool.is_async:
-                logger.warning("sync tool %r overran %g s; its thread runs on", call.name, timeout)
-            return self._result(
-                call, f"tool {call.name!r} timed out after {timeout:g} s", True, start
-            )
+            return self._timed_out(call, tool, timeout, start)
         except ToolThreadsExhausted as exc:
             return self._result(call, f"tool {call.name!r} not started: {exc}", True, start)
+        if task is not None and task.cancelling() > cancels:
+            raise asyncio.CancelledError  # the turn's cancellation, swallowed by the tool
+        if deadline.expired():  # it swallowed the cancellation the deadline sent
+            return self._timed_out(call, tool, timeout, start)
         if error is not None:
             return self._result(call, f"tool {call.name!r} failed: {_describe(error)}", True, start)
         problem = None if type(value) is str else _not_a_result(value)
@@ -208,31 +195,28 @@ class ToolExecutor:
             )
         return self._result(call, text, False, start)
 
-    async def _run_async(self, tool: Tool, arguments: dict[str, Any]) -> Outcome:
-        loop = asyncio.get_running_loop()
-        work = loop.create_task(_guarded(tool, arguments))
-        # Wait for the task through a future of our own: when the wait is cancelled
-        # (deadline, turn cancelled), we never wait for a tool that swallows its cancellation.
-        finished: asyncio.Future[None] = loop.create_future()
-        work.add_done_callback(functools.partial(_set_none, finished))
+    async def _run_async(self, tool: Tool, arguments: dict[str, Any], cancels: int) -> Outcome:
+        # Awaited in the turn's own task: no hand-off, nothing added to the fast path. A
+        # CancelledError is the tool's own unless this task was asked to cancel since the
+        # call began (``cancels`` requests before it), by the deadline or by whoever
+        # cancels the turn.
         try:
-            await finished
-        except asyncio.CancelledError:  # the deadline's or the turn's
-            work.cancel()
-            self._abandoned.add(work)
-            work.add_done_callback(self._abandoned.discard)
-            raise
-        if work.cancelled():  # the tool cancelled its own task
-            return None, asyncio.CancelledError("the tool's task was cancelled")
-        return work.result()
+            return await tool.fn(**arguments), None  # type: ignore[misc]
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling() > cancels:
+                raise
+            return None, exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: all the tool's
+            return None, exc
 
     async def _run_sync(self, tool: Tool, arguments: dict[str, Any]) -> Outcome:
-        thread_call = self._threads.start(tool.fn, arguments)  # type: ignore[arg-type]
-        try:
-            return await thread_call.future
-        except asyncio.CancelledError:  # the deadline's or the turn's
-            self._threads.write_off(thread_call)
-            raise
+        return await self._threads.run(tool.fn, arguments)  # type: ignore[arg-type]
+
+    def _timed_out(self, call: ToolCall, tool: Tool, timeout: float, start: float) -> ToolResult:
+        if not tool.is_async:
+            logger.warning("sync tool %r overran %g s; its thread runs on", call.name, timeout)
+        return self._result(call, f"tool {call.name!r} timed out after {timeout:g} s", True, start)
 
     async def run(self, calls: Sequence[ToolCall], tools: Mapping[str, Tool]) -> list[ToolResult]:
         """Run ``calls`` concurrently, at most ``max_parallel`` at once; results come back

@@ -9,10 +9,17 @@ ends once its call returns. ``stuck`` counts them; past ``max_stuck`` new calls 
 There is no shared pool size to exhaust: a call takes an idle thread or starts one, so
 how many sync calls run at once is bounded by the callers (the executor's
 ``max_parallel`` per model response), never by other callers' stuck calls. Up to
-``max_idle`` threads wait for work between calls; the hand-off to one is a
-``queue.SimpleQueue`` put and the answer one ``call_soon_threadsafe``, the least the
-round trip can cost. Threads are daemons: a stuck one never holds up the exit of the
-process.
+``max_idle`` threads wait for work between calls. Threads are daemons: a stuck one never
+holds up the exit of the process.
+
+The hand-off. Most sync tools answer in microseconds, and for them the usual round trip
+(the event loop woken through its self-pipe, the GIL passed back and forth, on a loaded
+machine a thread to schedule on a busy core) costs far more than the call. So when a
+function answered within ``quick`` seconds last time, the event loop thread waits for it
+synchronously up to ``quick`` (0.2 ms): the GIL is free for the tool at once and the
+answer wakes the loop thread directly. A call not done by then, or of a function that was
+slow last time, is awaited the ordinary way (``call_soon_threadsafe``), so the loop is
+never held for more than ``quick`` by a call, and not at all by a tool known to be slow.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,19 +42,21 @@ class ToolThreadsExhausted(RuntimeError):
     """Too many written-off threads are still running: a new sync call is not started."""
 
 
-class ThreadCall:
-    """One sync call handed to a thread; ``future`` gets its :data:`Outcome`."""
+class _Call:
+    """One sync call handed to a thread. Its thread releases ``answered`` when done, or
+    answers ``future`` once the caller stopped waiting synchronously and set one."""
 
-    __slots__ = ("arguments", "fn", "future", "loop", "state")
+    __slots__ = ("answered", "arguments", "fn", "future", "loop", "outcome", "state")
 
-    def __init__(
-        self, fn: Callable[..., Any], arguments: dict[str, Any], loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, fn: Callable[..., Any], arguments: dict[str, Any]) -> None:
         self.fn = fn
         self.arguments = arguments
-        self.loop = loop
-        self.future: asyncio.Future[Outcome] = loop.create_future()
         self.state = _RUNNING
+        self.outcome: Outcome = (None, None)
+        self.answered = threading.Lock()
+        self.answered.acquire()
+        self.future: asyncio.Future[Outcome] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
 
 def _deliver(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
@@ -57,22 +67,25 @@ def _deliver(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
 class ToolThreads:
     """Runs sync functions in threads of their own, for an event loop to await."""
 
-    def __init__(self, *, max_idle: int = 16, max_stuck: int = 32) -> None:
+    def __init__(self, *, max_idle: int = 16, max_stuck: int = 32, quick: float = 0.0002) -> None:
         self.max_idle = max_idle
         self.max_stuck = max_stuck
+        self.quick = quick
         self.stuck = 0
-        self._idle: list[queue.SimpleQueue[ThreadCall | None]] = []
-        self._lock = threading.Lock()  # the state of calls, ``stuck`` and ``_idle``
+        self._idle: list[queue.SimpleQueue[_Call | None]] = []
+        self._slow: set[int] = set()  # ids of the functions slower than ``quick`` last time
+        self._lock = threading.Lock()  # the calls' state, ``stuck``, ``_idle``, ``_slow``
         self._closed = False
 
-    def start(self, fn: Callable[..., Any], arguments: dict[str, Any]) -> ThreadCall:
-        """Start ``fn(**arguments)`` in a thread; await the returned call's ``future``."""
+    async def run(self, fn: Callable[..., Any], arguments: dict[str, Any]) -> Outcome:
+        """``fn(**arguments)`` in a thread. Cancelled, it writes the thread off."""
         if self.stuck >= self.max_stuck:
             raise ToolThreadsExhausted(
-                f"{self.stuck} sync tool threads are still running past their timeout "
-                f"(the limit is {self.max_stuck}); they must end first"
+                f"{self.stuck} sync tool threads still run calls that overran their timeout "
+                f"or whose turn was cancelled (the limit is {self.max_stuck}); "
+                "they must end first"
             )
-        call = ThreadCall(fn, arguments, asyncio.get_running_loop())
+        call = _Call(fn, arguments)
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
         if inbox is None:
@@ -81,14 +94,21 @@ class ToolThreads:
                 target=self._serve, args=(inbox,), name="victor-tool", daemon=True
             ).start()
         inbox.put(call)
-        return call
-
-    def write_off(self, call: ThreadCall) -> None:
-        """The caller no longer waits for ``call``: its thread is no longer ours to reuse."""
+        if id(fn) not in self._slow and call.answered.acquire(timeout=self.quick):
+            return call.outcome
+        loop = asyncio.get_running_loop()
         with self._lock:
-            if call.state is _RUNNING:
-                call.state = _WRITTEN_OFF
-                self.stuck += 1
+            if call.state is _DONE:  # done since the wait above ended
+                return call.outcome
+            call.loop, call.future = loop, loop.create_future()
+        try:
+            return await call.future
+        except asyncio.CancelledError:  # the caller's deadline or its own cancellation
+            with self._lock:
+                if call.state is _RUNNING:
+                    call.state = _WRITTEN_OFF
+                    self.stuck += 1
+            raise
 
     def close(self) -> None:
         """Let idle threads end, and busy ones once their call returns; do not wait."""
@@ -98,22 +118,33 @@ class ToolThreads:
         for inbox in idle:
             inbox.put(None)
 
-    def _serve(self, inbox: queue.SimpleQueue[ThreadCall | None]) -> None:
+    def _serve(self, inbox: queue.SimpleQueue[_Call | None]) -> None:
         while (call := inbox.get()) is not None:
+            start = time.perf_counter()
             try:
                 outcome: Outcome = (call.fn(**call.arguments), None)
             except BaseException as exc:  # SystemExit, KeyboardInterrupt...: all the tool's
                 outcome = (None, exc)
+            slow = time.perf_counter() - start > self.quick
             with self._lock:
+                if slow:
+                    if len(self._slow) < 10_000:  # bounded, whatever tools come and go
+                        self._slow.add(id(call.fn))
+                else:
+                    self._slow.discard(id(call.fn))
                 if call.state is _WRITTEN_OFF:
                     self.stuck -= 1
                     return  # replaced long ago; nobody waits for this outcome
-                call.state = _DONE
+                call.state, call.outcome = _DONE, outcome
                 # Idle again before answering, so that the next call finds this thread.
                 stay = not self._closed and len(self._idle) < self.max_idle
                 if stay:
                     self._idle.append(inbox)
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody to answer
-                call.loop.call_soon_threadsafe(_deliver, call.future, outcome)
+                future, loop = call.future, call.loop
+            if future is None or loop is None:
+                call.answered.release()
+            else:
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody to answer
+                    loop.call_soon_threadsafe(_deliver, future, outcome)
             if not stay:
                 return
