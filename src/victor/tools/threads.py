@@ -39,7 +39,8 @@ _RUNNING, _DONE, _WRITTEN_OFF = "running", "done", "written off"
 
 
 class ToolThreadsExhausted(RuntimeError):
-    """Too many written-off threads are still running: a new sync call is not started."""
+    """A new sync call is not started: too many written-off threads are still running, or
+    the system refuses another thread."""
 
 
 class _Call:
@@ -90,9 +91,12 @@ class ToolThreads:
             inbox = self._idle.pop() if self._idle else None
         if inbox is None:
             inbox = queue.SimpleQueue()
-            threading.Thread(
-                target=self._serve, args=(inbox,), name="victor-tool", daemon=True
-            ).start()
+            try:
+                threading.Thread(
+                    target=self._serve, args=(inbox,), name="victor-tool", daemon=True
+                ).start()
+            except RuntimeError as exc:  # the system's limit on threads
+                raise ToolThreadsExhausted(f"cannot start a thread: {exc}") from exc
         inbox.put(call)
         if id(fn) not in self._slow and call.answered.acquire(timeout=self.quick):
             return call.outcome
