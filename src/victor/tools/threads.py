@@ -14,12 +14,12 @@ holds up the exit of the process.
 
 The hand-off. Most sync tools answer in microseconds, and for them the usual round trip
 (the event loop woken through its self-pipe, the GIL passed back and forth, on a loaded
-machine a thread to schedule on a busy core) costs far more than the call. So when a
-function answered within ``quick`` seconds last time, the event loop thread waits for it
-synchronously up to ``quick`` (0.2 ms): the GIL is free for the tool at once and the
-answer wakes the loop thread directly. A call not done by then, or of a function that was
-slow last time, is awaited the ordinary way (``call_soon_threadsafe``), so the loop is
-never held for more than ``quick`` by a call, and not at all by a tool known to be slow.
+machine a thread to schedule on a busy core) costs far more than the call. So the event
+loop thread waits for a call synchronously up to ``quick`` (0.2 ms): the GIL is free for
+the tool at once and the answer wakes the loop thread directly. A call not done by then is
+awaited the ordinary way (``call_soon_threadsafe``), and so are the next calls of its
+function until one of them answers within ``quick`` again: the loop is never held for
+more than ``quick`` by a call, and not at all by a tool known to be slow.
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ class ToolThreads:
             if call.state is _DONE:  # done since the wait above ended
                 return call.outcome
             call.loop, call.future = loop, loop.create_future()
+            if len(self._slow) < 10_000:  # bounded, whatever tools come and go
+                self._slow.add(id(fn))  # until a call of it answers in time again
         try:
             return await call.future
         except asyncio.CancelledError:  # the caller's deadline or its own cancellation
@@ -129,12 +131,9 @@ class ToolThreads:
                 outcome: Outcome = (call.fn(**call.arguments), None)
             except BaseException as exc:  # SystemExit, KeyboardInterrupt...: all the tool's
                 outcome = (None, exc)
-            slow = time.perf_counter() - start > self.quick
+            in_time = time.perf_counter() - start <= self.quick
             with self._lock:
-                if slow:
-                    if len(self._slow) < 10_000:  # bounded, whatever tools come and go
-                        self._slow.add(id(call.fn))
-                else:
+                if in_time:
                     self._slow.discard(id(call.fn))
                 if call.state is _WRITTEN_OFF:
                     self.stuck -= 1
