@@ -152,7 +152,7 @@ def sdk_timeout(sdk: ModuleType, timeout: Any, connect_timeout: float) -> Any:
 
 
 def _unreachable(exc: BaseException) -> str:
-    """"cannot reach URL: the operating system's reason", where the SDK only says
+    """ "cannot reach URL: the operating system's reason", where the SDK only says
     "Connection error."."""
     url = getattr(getattr(exc, "request", None), "url", None)
     cause = exc.__cause__ or exc.__context__
