@@ -512,7 +512,7 @@ async def test_a_slow_sync_tool_never_holds_the_event_loop():
         release.set()
 
     executor = ToolExecutor()
-    for n in range(2):  # the second time the tool is known to be slow
+    for n in range(2):
         release.clear()
         helper = asyncio.create_task(set_from_the_loop())
         result = await executor.run_one(ToolCall(id=str(n), name="w"), {"w": wait_for_the_loop})

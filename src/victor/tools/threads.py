@@ -12,14 +12,9 @@ how many sync calls run at once is bounded by the callers (the executor's
 ``max_idle`` threads wait for work between calls. Threads are daemons: a stuck one never
 holds up the exit of the process.
 
-The hand-off. Most sync tools answer in microseconds, and for them the usual round trip
-(the event loop woken through its self-pipe, the GIL passed back and forth, on a loaded
-machine a thread to schedule on a busy core) costs far more than the call. So the event
-loop thread waits for a call synchronously up to ``quick`` (0.2 ms): the GIL is free for
-the tool at once and the answer wakes the loop thread directly. A call not done by then is
-awaited the ordinary way (``call_soon_threadsafe``), and so are the next calls of its
-function until one of them answers within ``quick`` again: the loop is never held for
-more than ``quick`` by a call, and not at all by a tool known to be slow.
+The hand-off: the call's answer reaches the event loop through
+``loop.call_soon_threadsafe``, the loop's own thread-safe entry point; the loop thread
+never waits for a tool.
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ import asyncio
 import contextlib
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,20 +38,21 @@ class ToolThreadsExhausted(RuntimeError):
 
 
 class _Call:
-    """One sync call handed to a thread. Its thread releases ``answered`` when done, or
-    answers ``future`` once the caller stopped waiting synchronously and set one."""
+    """One sync call handed to a thread, and the event-loop future its answer goes to."""
 
-    __slots__ = ("answered", "arguments", "fn", "future", "loop", "outcome", "state")
+    __slots__ = ("arguments", "fn", "future", "loop", "state")
 
-    def __init__(self, fn: Callable[..., Any], arguments: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        arguments: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.fn = fn
         self.arguments = arguments
         self.state = _RUNNING
-        self.outcome: Outcome = (None, None)
-        self.answered = threading.Lock()
-        self.answered.acquire()
-        self.future: asyncio.Future[Outcome] | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop = loop
+        self.future: asyncio.Future[Outcome] = loop.create_future()
 
 
 def _deliver(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
@@ -68,14 +63,12 @@ def _deliver(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
 class ToolThreads:
     """Runs sync functions in threads of their own, for an event loop to await."""
 
-    def __init__(self, *, max_idle: int = 16, max_stuck: int = 32, quick: float = 0.0002) -> None:
+    def __init__(self, *, max_idle: int = 16, max_stuck: int = 32) -> None:
         self.max_idle = max_idle
         self.max_stuck = max_stuck
-        self.quick = quick
         self.stuck = 0
         self._idle: list[queue.SimpleQueue[_Call | None]] = []
-        self._slow: set[int] = set()  # ids of the functions slower than ``quick`` last time
-        self._lock = threading.Lock()  # the calls' state, ``stuck``, ``_idle``, ``_slow``
+        self._lock = threading.Lock()  # the calls' state, ``stuck``, ``_idle``
         self._closed = False
 
     async def run(self, fn: Callable[..., Any], arguments: dict[str, Any]) -> Outcome:
@@ -86,7 +79,7 @@ class ToolThreads:
                 f"or whose turn was cancelled (the limit is {self.max_stuck}); "
                 "they must end first"
             )
-        call = _Call(fn, arguments)
+        call = _Call(fn, arguments, asyncio.get_running_loop())
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
         if inbox is None:
@@ -98,15 +91,6 @@ class ToolThreads:
             except RuntimeError as exc:  # the system's limit on threads
                 raise ToolThreadsExhausted(f"cannot start a thread: {exc}") from exc
         inbox.put(call)
-        if id(fn) not in self._slow and call.answered.acquire(timeout=self.quick):
-            return call.outcome
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if call.state is _DONE:  # done since the wait above ended
-                return call.outcome
-            call.loop, call.future = loop, loop.create_future()
-            if len(self._slow) < 10_000:  # bounded, whatever tools come and go
-                self._slow.add(id(fn))  # until a call of it answers in time again
         try:
             return await call.future
         except asyncio.CancelledError:  # the caller's deadline or its own cancellation
@@ -126,28 +110,20 @@ class ToolThreads:
 
     def _serve(self, inbox: queue.SimpleQueue[_Call | None]) -> None:
         while (call := inbox.get()) is not None:
-            start = time.perf_counter()
             try:
                 outcome: Outcome = (call.fn(**call.arguments), None)
             except BaseException as exc:  # SystemExit, KeyboardInterrupt...: all the tool's
                 outcome = (None, exc)
-            in_time = time.perf_counter() - start <= self.quick
             with self._lock:
-                if in_time:
-                    self._slow.discard(id(call.fn))
                 if call.state is _WRITTEN_OFF:
                     self.stuck -= 1
                     return  # replaced long ago; nobody waits for this outcome
-                call.state, call.outcome = _DONE, outcome
+                call.state = _DONE
                 # Idle again before answering, so that the next call finds this thread.
                 stay = not self._closed and len(self._idle) < self.max_idle
                 if stay:
                     self._idle.append(inbox)
-                future, loop = call.future, call.loop
-            if future is None or loop is None:
-                call.answered.release()
-            else:
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody to answer
-                    loop.call_soon_threadsafe(_deliver, future, outcome)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody to answer
+                call.loop.call_soon_threadsafe(_deliver, call.future, outcome)
             if not stay:
                 return
