@@ -126,3 +126,23 @@ class SessionConflictError(VictorError):
 class SessionStoreError(VictorError):
     """The session store could not read or write (database down, disk full...). A write
     that fails this way fails only its own turn."""
+
+
+class AuthenticationError(VictorError, PermissionError):
+    """A request's credentials are missing or were refused by the validator."""
+
+
+class RateLimitExceeded(VictorError):
+    """A request went over its rate limit. ``retry_after`` is the wait, in seconds, until
+    it would be allowed; ``key`` is what the limit applies to (a tenant, a session)."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float, key: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.key = key
+
+
+class RateLimiterUnavailable(RateLimitExceeded):
+    """The rate limiter's store (Redis) cannot be reached and the limiter fails closed."""

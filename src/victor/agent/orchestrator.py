@@ -12,7 +12,8 @@ from typing import Any
 
 from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
 from victor.agent.coordinators.config_coordinator import ConfigCoordinator, check_session_config
-from victor.agent.coordinators.context_coordinator import ContextCoordinator
+from victor.agent.coordinators.context_coordinator import Compaction, ContextCoordinator
+from victor.agent.coordinators.middleware_coordinator import MiddlewareCoordinator
 from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
 from victor.agent.coordinators.tool_selection_coordinator import (
     BUILTIN_STRATEGIES,
@@ -34,6 +35,7 @@ from victor.protocols import (
     Tool,
     ToolCall,
     ToolResult,
+    Usage,
 )
 from victor.protocols.analytics import new_session_id
 from victor.protocols.tenancy import scoped_session_id, tenant_of
@@ -86,6 +88,7 @@ class AgentOrchestrator:
         _analytics_coordinator: AnalyticsCoordinator | None = None,
         _context_coordinator: ContextCoordinator | None = None,
         _tool_selection_coordinator: ToolSelectionCoordinator | None = None,
+        _middleware_coordinator: MiddlewareCoordinator | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         self.provider = (
@@ -101,6 +104,10 @@ class AgentOrchestrator:
         self.config_coordinator = _config_coordinator or ConfigCoordinator()
         self.prompt_coordinator = _prompt_coordinator or PromptCoordinator()
         self.context_coordinator = _context_coordinator or ContextCoordinator()
+        # Runs around chat and stream alike, once the turn's config and tenant are known.
+        self.middleware_coordinator = _middleware_coordinator
+        if _middleware_coordinator is not None and _middleware_coordinator.orchestrator is None:
+            _middleware_coordinator.orchestrator = self
         self.tool_selection_coordinator = _tool_selection_coordinator or ToolSelectionCoordinator(
             max_tools=self.settings.max_tools, cache_dir=self.settings.data_dir / "embeddings"
         )
@@ -197,7 +204,7 @@ class AgentOrchestrator:
             return
         self._closed = True
         self.executor.close()
-        for close in (
+        closers = [
             self.session_store.aclose,
             self.tool_selection_coordinator.aclose,
             self.analytics_coordinator.aclose,
@@ -206,7 +213,10 @@ class AgentOrchestrator:
             # coordinator shared by several orchestrators survives one closing.
             getattr(self.config_coordinator, "aclose", None),
             getattr(self.prompt_coordinator, "aclose", None),
-        ):
+        ]
+        if self.middleware_coordinator is not None:
+            closers.append(self.middleware_coordinator.aclose)
+        for close in closers:
             if close is None:
                 continue
             try:
@@ -260,6 +270,13 @@ class AgentOrchestrator:
                 except Exception as exc:
                     self._emit_prepare_error(session_id, exc)
                     raise
+                if self.middleware_coordinator is not None:
+                    early = await self._run_middleware(turn, streaming)
+                    if early is not None:
+                        if streaming and early.content:
+                            yield StreamChunk(type="text", text=early.content)
+                        yield StreamChunk(type="done", response=early)
+                        return
                 try:
                     async for chunk in self._loop(turn, streaming):
                         yield chunk
@@ -338,6 +355,27 @@ class AgentOrchestrator:
             choices[CONTEXT_COMPACTION_STRATEGY] = compaction
         return choices
 
+    async def _run_middleware(self, turn: Turn, streaming: bool) -> ChatResponse | None:
+        """The middleware's early answer, if one gave it; a middleware that raises fails
+        the turn before any model call."""
+        assert self.middleware_coordinator is not None
+        kwargs = {"session_id": turn.session_id, "tenant_id": turn.tenant_id, "config": turn.config}
+        try:
+            value = await self.middleware_coordinator.run(
+                self.stream if streaming else self.chat, (turn.query,), kwargs
+            )
+            return (
+                None
+                if value is None
+                else self.middleware_coordinator.as_response(value, turn.session_id)
+            )
+        except Exception as exc:
+            if turn.analytics:
+                self.analytics_coordinator.emit(
+                    turn.event("error", self._error_data(exc, "middleware"))
+                )
+            raise
+
     async def _system_prompt(self, turn: Turn) -> str:
         base = turn.config.get("system_prompt") or self.system_prompt
         if not self.prompt_coordinator.contributors:
@@ -354,7 +392,8 @@ class AgentOrchestrator:
 
     async def _compact(self, turn: Turn) -> None:
         threshold = turn.config.get("context_compaction_threshold")
-        compacted = await self.context_coordinator.maybe_compact(
+        start = time.perf_counter()
+        compaction = await self.context_coordinator.maybe_compact(
             turn.history,
             turn.new_messages,
             context_window=context_window(turn.model, self.settings.context_window),
@@ -362,10 +401,56 @@ class AgentOrchestrator:
             session_id=turn.session_id,
             model=turn.model,
             strategy=turn.config.get("context_compaction_strategy"),
+            query=turn.query,
+            provider=self.provider,
         )
-        if compacted is not None:
-            turn.history = compacted
+        if compaction is not None:
+            turn.history = compaction.messages
             turn.compacted = True
+            if compaction.usage is not None:
+                self._count_compaction(turn, compaction, (time.perf_counter() - start) * 1000)
+
+    def _count_compaction(self, turn: Turn, compaction: Compaction, latency_ms: float) -> None:
+        """A strategy's model call (a summary) is part of the turn's usage and cost."""
+        usage = compaction.usage
+        assert usage is not None
+        turn.usage = turn.usage + usage
+        turn.compaction_usage = usage
+        turn.compaction_model = compaction.usage_model or turn.model
+        if turn.analytics:
+            self.analytics_coordinator.emit(
+                turn.event(
+                    "llm_request",
+                    {
+                        "gen_ai.request.model": turn.compaction_model,
+                        "gen_ai.response.model": turn.compaction_model,
+                        "gen_ai.provider.name": self.provider.name,
+                        "latency_ms": latency_ms,
+                        "gen_ai.usage.input_tokens": usage.input_tokens,
+                        "gen_ai.usage.output_tokens": usage.output_tokens,
+                        "purpose": "context_compaction",
+                        "compaction_strategy": compaction.strategy,
+                    },
+                )
+            )
+
+    def _cost(self, turn: Turn, model: str) -> float | None:
+        """The turn's cost, a summary made by another model priced at that model's rates."""
+        side = turn.compaction_usage
+        if side is None or turn.compaction_model == model:
+            return self.price_table.cost(model, turn.usage)
+        usage = turn.usage
+        main = Usage(
+            input_tokens=usage.input_tokens - side.input_tokens,
+            output_tokens=usage.output_tokens - side.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens - side.cached_input_tokens,
+            requests=usage.requests - side.requests,
+        )
+        costs = (
+            self.price_table.cost(model, main),
+            self.price_table.cost(turn.compaction_model or model, side),
+        )
+        return None if None in costs else sum(c for c in costs if c is not None)
 
     async def _select_tools(self, turn: Turn) -> None:
         if not self.tools:
@@ -444,6 +529,9 @@ class AgentOrchestrator:
                 else:
                     yield chunk
             assert response is not None
+            self.context_coordinator.observe_usage(
+                turn.session_id, len(turn.history) + len(turn.new_messages), response.usage
+            )
             if not response.tool_calls:
                 break
             if rounds >= turn.max_iterations:
@@ -508,7 +596,7 @@ class AgentOrchestrator:
     ) -> ChatResponse:
         usage = turn.usage
         model = response.model or turn.model
-        cost = self.price_table.cost(model, usage)
+        cost = self._cost(turn, model)
         latency_ms = (time.perf_counter() - turn.started) * 1000
         if turn.analytics:
             emit = self.analytics_coordinator.emit
@@ -546,7 +634,7 @@ class AgentOrchestrator:
             return
         self.analytics_coordinator.emit(events.error(turn.scope, exc, "turn"))
         if turn.usage.requests:
-            self._emit_usage(turn, turn.model, self.price_table.cost(turn.model, turn.usage))
+            self._emit_usage(turn, turn.model, self._cost(turn, turn.model))
 
     def _emit_prepare_error(self, session_id: str, exc: BaseException) -> None:
         if not self.analytics_coordinator.enabled:

@@ -48,6 +48,9 @@ class Turn:
     tools: list[Tool] = field(default_factory=list)
     new_messages: list[Message] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    # A compaction strategy's model call (a summary), part of ``usage``, and its model.
+    compaction_usage: Usage | None = None
+    compaction_model: str | None = None
     iterations: int = 0
     # Ties a turn's events together (a trace of one turn, for exporters and reports).
     turn_id: str = field(default_factory=new_event_id)

@@ -7,28 +7,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from victor.protocols import ChatResponse, Message, ToolCall, Usage
+from victor.protocols.tokens import (
+    estimate_message_tokens,
+    estimate_tokens,
+    estimate_tool_call_tokens,
+)
 
 _ids = itertools.count(1)
 
 ResponseSpec = str | Mapping[str, Any] | ChatResponse | BaseException
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters a token: good enough for simulated usage and budgets."""
-    return (len(text) + 3) // 4
-
-
-def estimate_message_tokens(messages: Sequence[Message]) -> int:
-    """Tokens of a conversation: its characters over four, plus a few per message and
-    per tool call. Linear in the messages, with a small constant: it runs every turn."""
-    chars = 0
-    extra = 0
-    for m in messages:
-        chars += len(m.content)
-        if m.tool_calls:
-            for call in m.tool_calls:
-                extra += estimate_tokens(call.name) + 4 * len(call.arguments) + 4
-    return (chars + 3) // 4 + 4 * len(messages) + extra
 
 
 def response_from_spec(spec: Any, messages: Sequence[Message], model: str) -> ChatResponse:
@@ -72,7 +59,7 @@ def response_from_spec(spec: Any, messages: Sequence[Message], model: str) -> Ch
     if isinstance(spec, Mapping) and spec.get("usage") is not None:
         usage = Usage.model_validate(spec["usage"])
     else:
-        out = estimate_tokens(content) + sum(8 + 4 * len(c.arguments) for c in calls)
+        out = estimate_tokens(content) + sum(estimate_tool_call_tokens(c) for c in calls)
         usage = Usage(input_tokens=estimate_message_tokens(messages), output_tokens=out, requests=1)
     finish = "tool_calls" if calls else "stop"
     if isinstance(spec, Mapping) and spec.get("finish_reason"):

@@ -12,7 +12,7 @@ from typing import Any
 
 from victor.errors import ProviderRateLimitError, ProviderServerError
 from victor.protocols import ChatResponse, IProvider, Message, Tool, ToolCall, Usage
-from victor.providers._responses import estimate_message_tokens
+from victor.protocols.tokens import estimate_message_tokens, estimate_tool_call_tokens
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -173,7 +173,9 @@ class SimulatedProvider(IProvider):
                 model=model,
                 finish_reason="tool_calls",
                 usage=Usage(
-                    input_tokens=input_tokens, output_tokens=12 + 4 * len(args), requests=1
+                    input_tokens=input_tokens,
+                    output_tokens=estimate_tool_call_tokens(call),
+                    requests=1,
                 ),
             )
         result = last.content[:120] if last.role == "tool" else "all set."

@@ -1,0 +1,55 @@
+"""Secrets kept out of logs: API keys and tokens in text, secret-named config keys."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["REDACTED", "redact_mapping", "redact_text"]
+
+REDACTED = "[REDACTED]"
+
+# Config keys whose values are secrets, whatever they hold: a whole name part
+# (``api_key``, ``auth_token``, ``X-Api-Key``), so ``max_tokens`` is not one.
+_SECRET_KEY = re.compile(
+    r"(?:^|[_\-.])(?:api[_\-]?key|secret|token|password|passwd|credentials?|authorization"
+    r"|auth|cookie|dsn|private[_\-]?key)(?:$|[_\-.])",
+    re.IGNORECASE,
+)
+
+# Secrets recognisable in free text: provider keys, bearer tokens, ``key=value`` pairs.
+_SECRET_TEXT = re.compile(
+    r"""
+    \b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}           # OpenAI / Anthropic style keys (sk-ant-...)
+    | \bAKIA[0-9A-Z]{16}\b                        # AWS access key ids
+    | \b(?:ghp|gho|ghu|ghs|github_pat)_[A-Za-z0-9_]{20,}   # GitHub tokens
+    | \bxox[abprs]-[A-Za-z0-9\-]{10,}             # Slack tokens
+    | \bAIza[0-9A-Za-z_\-]{35}                    # Google API keys
+    | \beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}   # JWTs
+    | (?i:\bbearer\s+)[A-Za-z0-9._~+/\-]{8,}=*    # Authorization: Bearer ...
+    | (?i:\b(?:api[_-]?key|secret|token|password|passwd)\b["']?\s*[:=]\s*["']?)[^\s"',;]{4,}
+    """,
+    re.VERBOSE,
+)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with recognisable secrets replaced by ``[REDACTED]``."""
+    return _SECRET_TEXT.sub(REDACTED, text)
+
+
+def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``values`` with secret-named keys' values and secrets in strings
+    redacted, nested mappings included."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if _SECRET_KEY.search(str(key)):
+            out[key] = REDACTED
+        elif isinstance(value, Mapping):
+            out[key] = redact_mapping(value)
+        elif isinstance(value, str):
+            out[key] = redact_text(value)
+        else:
+            out[key] = value
+    return out
