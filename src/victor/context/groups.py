@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from victor.protocols import Context, Message
 from victor.protocols.tokens import estimate_message_tokens
-from victor.selection.text import STOPWORDS
 
 __all__ = [
     "QUERY_KEY",
@@ -121,4 +120,6 @@ _WORD = re.compile(r"[^\W_]{3,}|\w*_\w*", re.UNICODE)
 def keywords(text: str) -> set[str]:
     """The words of ``text`` worth matching: lower-cased, three letters or more (or
     identifiers with an underscore), function words left out."""
+    from victor.selection.text import STOPWORDS  # the same function words as tool search
+
     return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in STOPWORDS}

@@ -14,14 +14,13 @@ from victor.middleware.ratelimit import (
     default_key,
 )
 from victor.middleware.redaction import REDACTED, redact_mapping, redact_text
-from victor.middleware.request import Middleware, Request, request_of
+from victor.middleware.request import Request, request_of
 
 __all__ = [
     "REDACTED",
     "AuthenticationMiddleware",
     "InMemoryTokenBucket",
     "LoggingMiddleware",
-    "Middleware",
     "RateLimitMiddleware",
     "RedisTokenBucket",
     "Request",

@@ -8,10 +8,7 @@ from typing import Any
 
 from victor.protocols.tenancy import tenant_of
 
-__all__ = ["Middleware", "Request", "request_of"]
-
-# ``async def middleware(orchestrator, func, *args, **kwargs) -> None | answer``
-Middleware = Callable[..., Any]
+__all__ = ["Request", "request_of"]
 
 _EMPTY: Mapping[str, Any] = {}
 

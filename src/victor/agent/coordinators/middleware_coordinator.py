@@ -6,16 +6,20 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from victor.middleware import (
-    AuthenticationMiddleware,
-    LoggingMiddleware,
-    Middleware,
-    RateLimitMiddleware,
-    Request,
-)
 from victor.protocols import ChatResponse, StreamChunk
+
+if TYPE_CHECKING:
+    from victor.middleware import (
+        AuthenticationMiddleware,
+        LoggingMiddleware,
+        RateLimitMiddleware,
+        Request,
+    )
+
+# ``async def middleware(orchestrator, func, *args, **kwargs) -> None | answer``
+Middleware = Callable[..., Any]
 
 logger = logging.getLogger(__name__)
 
@@ -126,3 +130,15 @@ class MiddlewareCoordinator:
                 await close()
             except Exception:
                 logger.exception("error while closing middleware %r", middleware)
+
+
+_BUILT_INS = ("AuthenticationMiddleware", "LoggingMiddleware", "RateLimitMiddleware", "Request")
+
+
+def __getattr__(name: str) -> Any:
+    # The built-ins load on first use: importing the orchestrator stays light.
+    if name in _BUILT_INS:
+        import victor.middleware
+
+        return getattr(victor.middleware, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
