@@ -22,9 +22,9 @@ __all__ = [
     "keywords",
     "message_groups",
     "query_of",
+    "recent_start",
     "required",
     "split_groups",
-    "turn_starts",
 ]
 
 # ``Context.metadata`` key holding the current turn's query (the new user message).
@@ -93,9 +93,13 @@ def required(groups: Sequence[Group]) -> set[int]:
     return keep
 
 
-def turn_starts(groups: Sequence[Group]) -> list[int]:
-    """Indices of the groups that open a turn (a user message)."""
-    return [i for i, g in enumerate(groups) if g.is_user]
+def recent_start(groups: Sequence[Group], turns: int) -> int:
+    """Index of the first group of the last ``turns`` turns (a turn opens with a user
+    message); 0 when the conversation has no more turns than that."""
+    if turns <= 0:
+        return len(groups)
+    starts = [i for i, g in enumerate(groups) if g.is_user]
+    return starts[-turns] if len(starts) > turns else 0
 
 
 def assemble(groups: Sequence[Group], keep: Iterable[int]) -> list[Message]:

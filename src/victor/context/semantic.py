@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from victor.context.groups import assemble, query_of, required, split_groups, turn_starts
+from victor.context.groups import assemble, query_of, recent_start, required, split_groups
 from victor.context.strategies import BaseCompactionStrategy
 from victor.protocols import Context, IEmbeddingService
 
@@ -56,8 +56,7 @@ class SemanticCompactionStrategy(BaseCompactionStrategy):
         groups = split_groups(context.messages)
         keep = required(groups)
         used = sum(groups[i].tokens for i in keep)
-        starts = turn_starts(groups)
-        first_recent = starts[-self.recent_turns] if self.recent_turns and starts else len(groups)
+        first_recent = recent_start(groups, self.recent_turns)
         used = self._add_while_fits(
             groups,
             range(len(groups) - 1, first_recent - 1, -1),

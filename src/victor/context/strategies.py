@@ -11,9 +11,9 @@ from victor.context.groups import (
     assemble,
     keywords,
     query_of,
+    recent_start,
     required,
     split_groups,
-    turn_starts,
 )
 from victor.protocols import Context, ICompactionStrategy, Message
 from victor.protocols.tokens import estimate_message_tokens
@@ -108,8 +108,7 @@ class KeepRecentCompactionStrategy(BaseCompactionStrategy):
         groups = split_groups(context.messages)
         keep = required(groups)
         used = sum(groups[i].tokens for i in keep)
-        starts = turn_starts(groups)
-        first_recent = starts[-self.recent_turns] if self.recent_turns and starts else len(groups)
+        first_recent = recent_start(groups, self.recent_turns)
         used = self._add_while_fits(
             groups,
             range(len(groups) - 1, first_recent - 1, -1),

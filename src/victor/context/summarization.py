@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from victor.context.groups import Group, assemble, required, split_groups, turn_starts
+from victor.context.groups import Group, assemble, recent_start, required, split_groups
 from victor.context.strategies import BaseCompactionStrategy
 from victor.errors import ConfigError
 from victor.protocols import Context, IProvider, Message
@@ -74,11 +74,12 @@ class SummarizationCompactionStrategy(BaseCompactionStrategy):
         if budget is None:
             return context
         groups = split_groups(context.messages)
+        if sum(g.tokens for g in groups) <= budget:  # it fits: nothing to summarise
+            return context
         keep = required(groups)
         used = sum(groups[i].tokens for i in keep)
         reserve = min(self.max_summary_tokens, budget - used)
-        starts = turn_starts(groups)
-        first_recent = starts[-self.recent_turns] if self.recent_turns and starts else len(groups)
+        first_recent = recent_start(groups, self.recent_turns)
         used = self._add_while_fits(
             groups,
             range(len(groups) - 1, first_recent - 1, -1),

@@ -140,12 +140,12 @@ class ContextCoordinator:
         messages of this turn (which are never compacted away). It is compacted to
         ``target_ratio`` of the limit, leaving room to grow before the next compaction.
         ``provider`` is the default summariser (the orchestrator's own)."""
+        chosen = self._strategy(strategy)  # a wrong name fails on the first turn
         limit = int(context_window * threshold)
         pending_tokens = estimate_message_tokens(pending)
         known = self.history_tokens(session_id, history)
         if known + pending_tokens <= limit:
             return None
-        chosen = self._strategy(strategy)
         # What a provider counted beyond the messages (system prompt, tool schemas) stays.
         overhead = max(0, known - estimate_message_tokens(history))
         target = max(0, int(limit * self.target_ratio) - pending_tokens - overhead)
