@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from helpers import CollectingExporter, HashingEmbeddings
 
+from helpers import CollectingExporter, HashingEmbeddings
 from victor.agent.coordinators import AnalyticsCoordinator, ContextCoordinator
 from victor.agent.coordinators.context_coordinator import BaseCompactionStrategy
 from victor.agent.orchestrator import AgentOrchestrator
@@ -69,9 +69,11 @@ async def test_keep_recent_keeps_older_messages_sharing_the_querys_keywords():
     context = Context(messages=history, max_tokens=60, metadata={"query": "Send the invoice"})
     result = await KeepRecentCompactionStrategy(recent_turns=1).compact(context)
     assert [m.content for m in result.messages] == [
-        "The ACME invoice number is INV-7781.",
         "what is the invoice number for ACME?",
-    ][::-1] + ["and the weather in Paris?", "Sunny in Paris."]
+        "The ACME invoice number is INV-7781.",
+        "and the weather in Paris?",
+        "Sunny in Paris.",
+    ]
 
 
 async def test_semantic_with_the_shipped_model_keeps_what_the_query_is_about():
@@ -235,7 +237,7 @@ async def test_a_session_picks_a_builtin_strategy_by_name_and_a_wrong_name_is_re
     )
     assert compaction is not None and compaction.strategy == "keep_recent"
     with pytest.raises(
-        ConfigError, match="unknown context_compaction_strategy 'smart'.*keep_recent"
+        ConfigError, match=r"unknown context_compaction_strategy 'smart'.*keep_recent"
     ):
         await coordinator.maybe_compact(
             history, [], context_window=300, threshold=0.8, strategy="smart"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import HashingEmbeddings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import HashingEmbeddings
 from victor.context import (
     SUMMARY_MARKER,
     KeepRecentCompactionStrategy,
@@ -21,7 +21,10 @@ from victor.protocols import Context, Message, ToolCall
 from victor.protocols.tokens import estimate_message_tokens
 from victor.providers import ScriptedProvider
 
-WORDS = "deploy invoice python weather paris database index cache latency error retry".split()
+WORDS = [
+    *("deploy", "invoice", "python", "weather", "paris", "database"),
+    *("index", "cache", "latency", "error", "retry"),
+]
 text = st.lists(st.sampled_from(WORDS), max_size=40).map(" ".join)
 
 
