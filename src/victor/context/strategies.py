@@ -3,7 +3,6 @@ keep-recent-plus-keywords."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 from victor.context.groups import (
@@ -126,17 +125,27 @@ class KeepRecentCompactionStrategy(BaseCompactionStrategy):
         words = keywords(query)
         if not words:
             return []
-        # One scan per message, in C: whole words only, case-insensitive.
-        pattern = re.compile(
-            r"\b(?:" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")\b",
-            re.IGNORECASE,
-        )
         scored = []
         for i, group in enumerate(older):
             if group.is_system:
                 continue
-            found = {w.lower() for w in pattern.findall(group.text())}
-            if len(found) >= self.min_matches:
-                scored.append((len(found), i))
+            text = group.text().lower()
+            found = sum(1 for w in words if _has_word(text, w))
+            if found >= self.min_matches:
+                scored.append((found, i))
         scored.sort(reverse=True)
         return [i for _, i in scored]
+
+
+def _has_word(text: str, word: str) -> bool:
+    """Whether ``word`` occurs in ``text`` as a whole word. ``str.find`` rather than a
+    regular expression: it runs every compaction over the whole conversation."""
+    start = text.find(word)
+    while start != -1:
+        end = start + len(word)
+        if (start == 0 or not text[start - 1].isalnum()) and (
+            end == len(text) or not text[end].isalnum()
+        ):
+            return True
+        start = text.find(word, end)
+    return False

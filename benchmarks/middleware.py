@@ -1,0 +1,166 @@
+"""What middleware costs a chat turn, and how many checks a second the Redis rate
+limiter makes from one process.
+
+1. The three built-ins (``LoggingMiddleware`` at INFO into a handler that formats each
+   record and writes it to a null stream, ``AuthenticationMiddleware`` with
+   ``api_key_validator``, ``RateLimitMiddleware`` in memory with a limit never reached),
+   timed directly as the orchestrator runs them each turn: ``coordinator.run(...)`` with
+   the turn's arguments; then whole turns with and without them (``ScriptedProvider``,
+   in-memory sessions, analytics off), after 200 warm-up turns, interleaved in blocks of
+   100 so that machine load hits both alike.
+2. ``RedisTokenBucket.acquire`` against the local Redis: one check after another, then 32
+   concurrent callers (one connection pool), distinct keys; its keys are deleted after.
+
+    python benchmarks/middleware.py [--turns 5000] [--checks 20000] [--redis URL] [--json out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import logging
+import platform
+import statistics
+import time
+import uuid
+
+from victor.agent.coordinators import MiddlewareCoordinator
+from victor.agent.orchestrator import AgentOrchestrator
+from victor.config.settings import Settings
+from victor.middleware import (
+    AuthenticationMiddleware,
+    LoggingMiddleware,
+    RateLimitMiddleware,
+    RedisTokenBucket,
+    api_key_validator,
+)
+from victor.providers import ScriptedProvider
+from victor.sessions import InMemorySessionStore
+
+
+def built_ins() -> MiddlewareCoordinator:
+    log = logging.getLogger("victor.requests")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s %(victor)s"))
+    log.addHandler(handler)
+    coordinator = MiddlewareCoordinator()
+    coordinator.add_middleware(LoggingMiddleware())
+    coordinator.add_middleware(AuthenticationMiddleware(api_key_validator({"k-1": "acme"})))
+    coordinator.add_middleware(RateLimitMiddleware(rate=1e9, burst=1e9))
+    return coordinator
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    return {
+        "median_us": round(statistics.median(samples), 2),
+        "p99_us": round(samples[int(len(samples) * 0.99) - 1], 2),
+    }
+
+
+async def chain_cost(turns: int) -> dict[str, float]:
+    coordinator = built_ins()
+
+    async def chat(message: str) -> None: ...
+
+    kwargs = {"session_id": "acme:s1", "tenant_id": "acme", "config": {"api_key": "k-1"}}
+    for _ in range(500):
+        await coordinator.run(chat, ("What is the weather in Paris?",), kwargs)
+    samples = []
+    for _ in range(turns):
+        start = time.perf_counter()
+        await coordinator.run(chat, ("What is the weather in Paris?",), kwargs)
+        samples.append((time.perf_counter() - start) * 1e6)
+    return stats(samples)
+
+
+async def turn_cost(turns: int) -> dict[str, dict[str, float]]:
+    def make(middleware: MiddlewareCoordinator | None) -> AgentOrchestrator:
+        return AgentOrchestrator(
+            settings=Settings(enable_analytics=False),
+            provider=ScriptedProvider(["It is sunny."], cycle=True),
+            model="local",
+            session_store=InMemorySessionStore(),
+            _middleware_coordinator=middleware,
+        )
+
+    plain, wrapped = make(None), make(built_ins())
+    samples: dict[str, list[float]] = {"without": [], "with": []}
+    config = {"api_key": "k-1"}
+    for block in range(-2, turns // 100):
+        for name, orch in (("without", plain), ("with", wrapped)):
+            for i in range(100):
+                start = time.perf_counter()
+                await orch.chat(
+                    "What is the weather?", session_id=f"acme:{block}-{i}", config=config
+                )
+                if block >= 0:
+                    samples[name].append((time.perf_counter() - start) * 1e6)
+    await plain.aclose()
+    await wrapped.aclose()
+    out = {name: stats(values) for name, values in samples.items()}
+    out["added"] = {"median_us": round(out["with"]["median_us"] - out["without"]["median_us"], 2)}
+    return out
+
+
+async def redis_throughput(url: str, checks: int) -> dict[str, float]:
+    prefix = f"victor-bench:{uuid.uuid4().hex}:"
+    bucket = RedisTokenBucket(url, rate=1e6, burst=1e6, prefix=prefix, fail_open=False)
+    try:
+        for i in range(200):
+            await bucket.acquire(f"warm{i % 10}")
+        start = time.perf_counter()
+        for i in range(checks):
+            await bucket.acquire(f"tenant{i % 100}")
+        sequential = checks / (time.perf_counter() - start)
+
+        async def caller(n: int, offset: int) -> None:
+            for i in range(n):
+                await bucket.acquire(f"tenant{(offset + i) % 100}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(checks // 32, k) for k in range(32)))
+        concurrent = (checks // 32 * 32) / (time.perf_counter() - start)
+    finally:
+        keys = [k async for k in bucket.client.scan_iter(match=prefix + "*")]
+        if keys:
+            await bucket.client.delete(*keys)
+        await bucket.aclose()
+    return {
+        "sequential_checks_per_s": round(sequential),
+        "concurrent_32_checks_per_s": round(concurrent),
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    import redis
+
+    return {
+        "python": platform.python_version(),
+        "redis_py": redis.__version__,
+        "middleware_chain": await chain_cost(args.turns),
+        "turn": await turn_cost(args.turns),
+        "redis_rate_limiter": await redis_throughput(args.redis, args.checks),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=5000)
+    parser.add_argument("--checks", type=int, default=20000)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args()
+    report = asyncio.run(main_async(args))
+    print(json.dumps(report, indent=2))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
