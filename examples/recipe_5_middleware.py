@@ -49,7 +49,7 @@ async def main() -> None:
     middleware.add_middleware(LoggingMiddleware())
     middleware.add_middleware(AuthenticationMiddleware(api_key_validator(API_KEYS)))
     middleware.add_middleware(
-        RateLimitMiddleware(rate=0.5, burst=2, redis=os.environ.get("VICTOR_REDIS_URL"))
+        RateLimitMiddleware(rate=0.5, burst=2, redis=os.environ.get("VICTOR_REDIS_URL") or None)
     )
     middleware.add_middleware(block_passwords)
 

@@ -103,6 +103,20 @@ OFFLINE = {
         "globex's sessions: ['globex:support-1']",
         "open orchestrators: ['globex', 'initech']",
     ],
+    "recipe_4_context_compaction.py": [
+        "== keep-recent: 5 messages kept after 5 turns",
+        "Summary of the earlier conversation:",
+        "last turn: 2 model call(s)",  # the summary is counted in the turn
+        "== custom: 6 messages kept",
+    ],
+    "recipe_5_middleware.py": [
+        "answer: Hello from the model.",
+        "answer: Please do not send passwords here.",
+        "refused: rate limit exceeded for tenant:acme; retry in ",
+        "refused: this API key is not valid for tenant 'globex'",
+        "streamed: Hello from the model.",
+        "wrapped: Please do not send passwords here.\nwrapped: wrapped answer",
+    ],
 }
 
 
@@ -110,9 +124,10 @@ OFFLINE = {
 def test_offline_example_runs(example: str, tmp_path: Path):
     if example == "mcp_tools.py":
         pytest.importorskip("mcp")
-    output = run(example, tmp_path)
+    output = run(example, tmp_path, VICTOR_REDIS_URL="")
     for expected in OFFLINE[example]:
         assert expected in output
+    assert "secret-key" not in output  # recipe 5 logs requests with their keys redacted
     if example == "tool_selection.py":
         offered = output.split("offered: ", 1)[1].split(", ")
         assert len(offered) == 8  # max_tools

@@ -371,9 +371,7 @@ class AgentOrchestrator:
             )
         except Exception as exc:
             if turn.analytics:
-                self.analytics_coordinator.emit(
-                    turn.event("error", self._error_data(exc, "middleware"))
-                )
+                self.analytics_coordinator.emit(events.error(turn.scope, exc, "middleware"))
             raise
 
     async def _system_prompt(self, turn: Turn) -> str:
@@ -418,21 +416,19 @@ class AgentOrchestrator:
         turn.compaction_usage = usage
         turn.compaction_model = compaction.usage_model or turn.model
         if turn.analytics:
-            self.analytics_coordinator.emit(
-                turn.event(
-                    "llm_request",
-                    {
-                        "gen_ai.request.model": turn.compaction_model,
-                        "gen_ai.response.model": turn.compaction_model,
-                        "gen_ai.provider.name": self.provider.name,
-                        "latency_ms": latency_ms,
-                        "gen_ai.usage.input_tokens": usage.input_tokens,
-                        "gen_ai.usage.output_tokens": usage.output_tokens,
-                        "purpose": "context_compaction",
-                        "compaction_strategy": compaction.strategy,
-                    },
-                )
+            event = events.llm_request(
+                turn.scope,
+                model=turn.compaction_model,
+                response_model=turn.compaction_model,
+                provider=self.provider.name,
+                latency_ms=latency_ms,
+                usage=usage,
+                finish_reason=None,
             )
+            # Told apart from the turn's own calls: what compaction spent, and how.
+            event.data["purpose"] = "context_compaction"
+            event.data["compaction_strategy"] = compaction.strategy
+            self.analytics_coordinator.emit(event)
 
     def _cost(self, turn: Turn, model: str) -> float | None:
         """The turn's cost, a summary made by another model priced at that model's rates."""
