@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import aclosing
@@ -12,15 +11,15 @@ from typing import Any
 
 from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
 from victor.agent.coordinators.config_coordinator import ConfigCoordinator, check_session_config
-from victor.agent.coordinators.context_coordinator import Compaction, ContextCoordinator
+from victor.agent.coordinators.context_coordinator import ContextCoordinator
 from victor.agent.coordinators.middleware_coordinator import MiddlewareCoordinator
 from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
 from victor.agent.coordinators.tool_selection_coordinator import (
     BUILTIN_STRATEGIES,
     ToolSelectionCoordinator,
 )
+from victor.agent.reporting import TurnReporter
 from victor.agent.turn import Turn, check_overrides
-from victor.analytics import events
 from victor.analytics.pricing import PriceTable, default_price_table
 from victor.config.schema import CONTEXT_COMPACTION_STRATEGY, TOOL_SELECTION_STRATEGY
 from victor.config.settings import Settings
@@ -35,10 +34,10 @@ from victor.protocols import (
     Tool,
     ToolCall,
     ToolResult,
-    Usage,
 )
 from victor.protocols.analytics import new_session_id
 from victor.protocols.tenancy import scoped_session_id, tenant_of
+from victor.providers import provider_from_environment
 from victor.providers.catalog import context_window
 from victor.tools.decorator import function_tool
 from victor.tools.executor import ToolExecutor
@@ -46,21 +45,6 @@ from victor.tools.executor import ToolExecutor
 logger = logging.getLogger(__name__)
 
 __all__ = ["AgentOrchestrator"]
-
-
-def _provider_from_environment(settings: Settings) -> IProvider:
-    if os.environ.get("OPENAI_API_KEY"):
-        from victor.providers.openai import OpenAIProvider
-
-        return OpenAIProvider(timeout=settings.request_timeout, max_retries=settings.max_retries)
-    if os.environ.get("ANTHROPIC_API_KEY"):
-        from victor.providers.anthropic import AnthropicProvider
-
-        return AnthropicProvider(timeout=settings.request_timeout, max_retries=settings.max_retries)
-    raise ConfigError(
-        "no provider given: pass provider=..., or set OPENAI_API_KEY or ANTHROPIC_API_KEY "
-        "(for a local OpenAI-compatible server use OpenAIProvider(base_url=...))"
-    )
 
 
 class AgentOrchestrator:
@@ -92,7 +76,11 @@ class AgentOrchestrator:
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         self.provider = (
-            provider if provider is not None else _provider_from_environment(self.settings)
+            provider
+            if provider is not None
+            else provider_from_environment(
+                timeout=self.settings.request_timeout, max_retries=self.settings.max_retries
+            )
         )
         self.model = model or self.settings.default_model or self.provider.default_model
         if not self.model:
@@ -121,6 +109,9 @@ class AgentOrchestrator:
             session_store = session_store_from_settings(self.settings)
         self.session_store = session_store
         self.price_table = price_table or default_price_table()
+        self.reporter = TurnReporter(
+            self.analytics_coordinator, self.price_table, self.provider.name
+        )
         self.executor = ToolExecutor(
             timeout=self.settings.tool_timeout,
             max_parallel=self.settings.max_parallel_tools,
@@ -268,7 +259,7 @@ class AgentOrchestrator:
                 try:
                     turn = await self._prepare(message, session_id, overrides, generated)
                 except Exception as exc:
-                    self._emit_prepare_error(session_id, exc)
+                    self.reporter.prepare_failed(session_id, exc)
                     raise
                 if self.middleware_coordinator is not None:
                     early = await self._run_middleware(turn, streaming)
@@ -281,7 +272,7 @@ class AgentOrchestrator:
                     async for chunk in self._loop(turn, streaming):
                         yield chunk
                 except Exception as exc:
-                    self._emit_failure(turn, exc)
+                    self.reporter.failed(turn, exc)
                     raise
         finally:
             entry[1] -= 1
@@ -370,8 +361,7 @@ class AgentOrchestrator:
                 else self.middleware_coordinator.as_response(value, turn.session_id)
             )
         except Exception as exc:
-            if turn.analytics:
-                self.analytics_coordinator.emit(events.error(turn.scope, exc, "middleware"))
+            self.reporter.failed(turn, exc, "middleware")
             raise
 
     async def _system_prompt(self, turn: Turn) -> str:
@@ -406,47 +396,7 @@ class AgentOrchestrator:
             turn.history = compaction.messages
             turn.compacted = True
             if compaction.usage is not None:
-                self._count_compaction(turn, compaction, (time.perf_counter() - start) * 1000)
-
-    def _count_compaction(self, turn: Turn, compaction: Compaction, latency_ms: float) -> None:
-        """A strategy's model call (a summary) is part of the turn's usage and cost."""
-        usage = compaction.usage
-        assert usage is not None
-        turn.usage = turn.usage + usage
-        turn.compaction_usage = usage
-        turn.compaction_model = compaction.usage_model or turn.model
-        if turn.analytics:
-            event = events.llm_request(
-                turn.scope,
-                model=turn.compaction_model,
-                response_model=turn.compaction_model,
-                provider=self.provider.name,
-                latency_ms=latency_ms,
-                usage=usage,
-                finish_reason=None,
-            )
-            # Told apart from the turn's own calls: what compaction spent, and how.
-            event.data["purpose"] = "context_compaction"
-            event.data["compaction_strategy"] = compaction.strategy
-            self.analytics_coordinator.emit(event)
-
-    def _cost(self, turn: Turn, model: str) -> float | None:
-        """The turn's cost, a summary made by another model priced at that model's rates."""
-        side = turn.compaction_usage
-        if side is None or turn.compaction_model == model:
-            return self.price_table.cost(model, turn.usage)
-        usage = turn.usage
-        main = Usage(
-            input_tokens=usage.input_tokens - side.input_tokens,
-            output_tokens=usage.output_tokens - side.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens - side.cached_input_tokens,
-            requests=usage.requests - side.requests,
-        )
-        costs = (
-            self.price_table.cost(model, main),
-            self.price_table.cost(turn.compaction_model or model, side),
-        )
-        return None if None in costs else sum(c for c in costs if c is not None)
+                self.reporter.compaction(turn, compaction, (time.perf_counter() - start) * 1000)
 
     async def _select_tools(self, turn: Turn) -> None:
         if not self.tools:
@@ -455,10 +405,8 @@ class AgentOrchestrator:
             turn.query, list(self.tools.values()), config=turn.config, history=turn.history
         )
         turn.tools = selection.tools
-        if turn.analytics and selection.used != "all":  # "all": nothing was ranked
-            self.analytics_coordinator.emit(
-                events.tool_selection(turn.scope, selection.event_data())
-            )
+        if selection.used != "all":  # "all": nothing was ranked
+            self.reporter.tool_selection(turn, selection.event_data())
 
     async def _call_model(
         self, turn: Turn, messages: list[Message], streaming: bool
@@ -488,19 +436,7 @@ class AgentOrchestrator:
             response = await self.provider.chat(
                 messages, model=turn.model, tools=turn.tools, **options
             )
-        turn.usage = turn.usage + response.usage
-        if turn.analytics:
-            self.analytics_coordinator.emit(
-                events.llm_request(
-                    turn.scope,
-                    model=turn.model,
-                    response_model=response.model,
-                    provider=self.provider.name,
-                    latency_ms=(time.perf_counter() - start) * 1000,
-                    usage=response.usage,
-                    finish_reason=response.finish_reason,
-                )
-            )
+        self.reporter.model_call(turn, response, (time.perf_counter() - start) * 1000)
         yield StreamChunk(type="done", response=response)
 
     async def _loop(self, turn: Turn, streaming: bool) -> AsyncIterator[StreamChunk]:
@@ -550,16 +486,7 @@ class AgentOrchestrator:
                         is_error=result.is_error,
                     )
                 )
-                if turn.analytics:
-                    self.analytics_coordinator.emit(
-                        events.tool_call(
-                            turn.scope,
-                            tool=result.call.name,
-                            call_id=result.call.id,
-                            duration_ms=result.duration_ms,
-                            is_error=result.is_error,
-                        )
-                    )
+                self.reporter.tool_result(turn, result)
                 if streaming:
                     yield StreamChunk(type="tool_end", tool_call=result.call, tool_result=result)
             calls.extend(response.tool_calls)
@@ -576,44 +503,18 @@ class AgentOrchestrator:
             turn.session_id, messages, expected_version=turn.version, replace=turn.compacted
         )
 
-    def _emit_usage(self, turn: Turn, model: str, cost: float | None) -> None:
-        self.analytics_coordinator.emit(
-            events.token_usage(
-                turn.scope,
-                model=model,
-                provider=self.provider.name,
-                usage=turn.usage,
-                cost_usd=cost,
-            )
-        )
-
     def _finish(
         self, turn: Turn, response: ChatResponse, calls: list[ToolCall], results: list[ToolResult]
     ) -> ChatResponse:
-        usage = turn.usage
         model = response.model or turn.model
-        cost = self._cost(turn, model)
+        cost = self.reporter.cost(turn, model)
         latency_ms = (time.perf_counter() - turn.started) * 1000
-        if turn.analytics:
-            emit = self.analytics_coordinator.emit
-            if turn.is_new:  # only once the first turn succeeded: a retry is no new session
-                emit(events.session_start(turn.scope))
-            self._emit_usage(turn, model, cost)
-            emit(
-                events.chat_complete(
-                    turn.scope,
-                    model=turn.model,
-                    latency_ms=latency_ms,
-                    iterations=turn.iterations,
-                    total_tokens=usage.total_tokens,
-                    cost_usd=cost,
-                )
-            )
+        self.reporter.finished(turn, model, cost, latency_ms)
         return ChatResponse(
             content=response.content,
             tool_calls=calls,
             tool_results=results,
-            usage=usage,
+            usage=turn.usage,
             model=model,
             finish_reason=response.finish_reason,
             cost=cost,
@@ -623,17 +524,3 @@ class AgentOrchestrator:
             session_id=turn.session_id,
             raw=response.raw,
         )
-
-    def _emit_failure(self, turn: Turn, exc: BaseException) -> None:
-        """A failed turn still reports what it cost: tokens spent before the failure."""
-        if not turn.analytics:
-            return
-        self.analytics_coordinator.emit(events.error(turn.scope, exc, "turn"))
-        if turn.usage.requests:
-            self._emit_usage(turn, turn.model, self._cost(turn, turn.model))
-
-    def _emit_prepare_error(self, session_id: str, exc: BaseException) -> None:
-        if not self.analytics_coordinator.enabled:
-            return
-        scope = events.Scope(session_id, tenant_of(session_id))
-        self.analytics_coordinator.emit(events.error(scope, exc, "prepare"))

@@ -5,8 +5,11 @@ The real providers import their SDKs only when first used, so ``import victor`` 
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
+from victor.errors import ConfigError
+from victor.protocols import IProvider
 from victor.providers.function import FunctionProvider
 from victor.providers.scripted import ScriptedProvider
 from victor.providers.simulated import SimulatedProvider
@@ -33,6 +36,23 @@ __all__ = [
     "ScriptedProvider",
     "SimulatedProvider",
 ]
+
+
+def provider_from_environment(*, timeout: float, max_retries: int) -> IProvider:
+    """OpenAI when ``OPENAI_API_KEY`` is set, else Anthropic when ``ANTHROPIC_API_KEY``
+    is; otherwise a ConfigError saying what to do."""
+    if os.environ.get("OPENAI_API_KEY"):
+        from victor.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(timeout=timeout, max_retries=max_retries)
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        from victor.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(timeout=timeout, max_retries=max_retries)
+    raise ConfigError(
+        "no provider given: pass provider=..., or set OPENAI_API_KEY or ANTHROPIC_API_KEY "
+        "(for a local OpenAI-compatible server use OpenAIProvider(base_url=...))"
+    )
 
 
 def __getattr__(name: str) -> Any:
