@@ -4,7 +4,9 @@ Victor: default ``Settings()`` (SQLite history, durable commits: each turn retur
 history is committed), a zero-latency ``ScriptedProvider``; the same with write-behind
 (``session_durability="async"``), with the in-memory store, and with the PostgreSQL store
 (when ``--postgres DSN`` is given). Analytics off, so that only the history is measured.
-When LangGraph and its SQLite checkpointer are installed, the same conversation runs
+Then ``--sessions`` conversations run at once
+(turns per second: group commit lets concurrent turns share a transaction). When LangGraph
+and its SQLite checkpointer are installed, the same conversation runs
 through a one-node ``StateGraph`` over ``MessagesState`` with ``AsyncSqliteSaver`` and a
 fake chat model, side by side.
 
@@ -74,6 +76,40 @@ async def victor(runs: int, *, store: str = "sqlite", durability: str = "sync") 
     return result
 
 
+async def victor_concurrent(
+    sessions: int, *, store: str = "sqlite", durability: str = "sync"
+) -> dict:
+    """``sessions`` conversations of 25 turns at once: group commit shares transactions."""
+    from victor import AgentOrchestrator, Settings
+    from victor.agent.coordinators import AnalyticsCoordinator
+    from victor.providers import ScriptedProvider
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(
+            data_dir=data_dir,
+            session_store=store,
+            session_durability=durability,
+            enable_analytics=False,
+        )
+        orch = AgentOrchestrator(
+            settings=settings,
+            provider=ScriptedProvider(["Hello!"], cycle=True),
+            model="gpt-4o",
+            _analytics_coordinator=AnalyticsCoordinator(),
+        )
+        prefix = uuid.uuid4().hex[:8]
+
+        async def conversation(i: int) -> None:
+            for turn in range(TURNS):
+                await orch.chat(f"Message {turn}", session_id=f"{prefix}-c{i}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(conversation(i) for i in range(sessions)))
+        elapsed = time.perf_counter() - start
+        await orch.aclose()
+    return {"sessions": sessions, "turns_per_s": sessions * TURNS / elapsed}
+
+
 async def langgraph(runs: int) -> dict | None:
     try:
         from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -113,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--postgres", help="a PostgreSQL DSN to measure that store too")
+    parser.add_argument("--sessions", type=int, default=100, help="concurrent conversations")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
 
@@ -129,15 +166,26 @@ def main() -> None:
     if args.postgres:
         report["victor_postgres"] = asyncio.run(victor(args.runs, store=args.postgres))
     report["langgraph_sqlite"] = asyncio.run(langgraph(args.runs))
+    concurrent = {
+        "sqlite": asyncio.run(victor_concurrent(args.sessions)),
+        "sqlite_write_behind": asyncio.run(victor_concurrent(args.sessions, durability="async")),
+        "memory": asyncio.run(victor_concurrent(args.sessions, store="memory")),
+    }
+    if args.postgres:
+        concurrent["postgres"] = asyncio.run(victor_concurrent(args.sessions, store=args.postgres))
+    report["concurrent"] = concurrent
 
     print(f"{report['machine']}, {report['date']}: {TURNS} turns, median of {args.runs} runs")
     print(f"{'run':32} {'total ms':>9} {'min':>7} {'max':>7} {'us/turn':>8}")
     for name, row in report.items():
-        if isinstance(row, dict):
+        if isinstance(row, dict) and "median_ms" in row:
             print(
                 f"{name:32} {row['median_ms']:9.2f} {row['min_ms']:7.2f} {row['max_ms']:7.2f} "
                 f"{row['per_turn_us']:8.0f}"
             )
+    print(f"{args.sessions} conversations of {TURNS} turns at once:")
+    for name, row in concurrent.items():
+        print(f"{name:32} {row['turns_per_s']:9.0f} turns/s")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
