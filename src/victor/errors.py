@@ -146,3 +146,8 @@ class RateLimitExceeded(VictorError):
 
 class RateLimiterUnavailable(RateLimitExceeded):
     """The rate limiter's store (Redis) cannot be reached and the limiter fails closed."""
+
+
+class ExperimentDataError(VictorError, ValueError):
+    """An experiment's analysis cannot run on the data given (a metric with no data, a
+    proportion that is not 0/1, a control that is not a variant...)."""
