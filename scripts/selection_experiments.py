@@ -42,10 +42,10 @@ def param_doc(t):
     return " ".join(parts)
 
 
-def desc_dom_field(t):
-    head = " ".join(p for p in [t.domain or "", " ".join(t.tags)] if p)
-    base = description_field(t)
-    return f"{head}: {base}" if head else base
+def plain_description_field(t):
+    """The shipped description field without its "domain tags:" head."""
+    plain = t.model_copy(update={"domain": None, "tags": []})
+    return description_field(plain)
 
 
 async def signals(part: Dataset, embedder: CachedEmbedder) -> dict[str, np.ndarray]:
@@ -65,9 +65,9 @@ async def signals(part: Dataset, embedder: CachedEmbedder) -> dict[str, np.ndarr
         out[key] = np.stack([index.scores(q.text) for q in queries]).astype(np.float32)
     qv = await embedder.embed_documents([q.text for q in queries])
     for key, fn in (
-        ("cos_desc", description_field),
+        ("cos_desc", plain_description_field),
         ("cos_name", name_field),
-        ("cos_descdom", desc_dom_field),
+        ("cos_descdom", description_field),
     ):
         tv = await embedder.embed_documents([fn(t) for t in tools])
         out[key] = (qv @ tv.T).astype(np.float32)
@@ -79,7 +79,18 @@ async def signals(part: Dataset, embedder: CachedEmbedder) -> dict[str, np.ndarr
                 gold[i, j] = True
     out["gold"] = gold
     out["ngold"] = np.array([len(q.gold) for q in queries])
+    out["coverage"] = query_coverage(BM25Index(docs["kw"]), [q.text for q in queries])
     return out
+
+
+def query_coverage(index: BM25Index, queries: list[str]) -> np.ndarray:
+    """Share of each query's distinct words (stemmed, stop words dropped) that the
+    catalogue's BM25 index knows: a label-free signal of how much BM25 can say."""
+    shares = []
+    for text in queries:
+        words = set(index.tokenizer(text))
+        shares.append(len(index.term_ids(text)) / len(words) if words else 0.0)
+    return np.array(shares, np.float32)
 
 
 def load_sets(root: Path) -> dict[str, Dataset]:
@@ -99,7 +110,7 @@ async def compute(root: Path, cache: Path) -> dict[str, list[dict[str, np.ndarra
         parts = []
         for i, part in enumerate(data.catalogues()):
             path = cache / f"{name}-{i}.npz"
-            if not path.exists():
+            if not path.exists() or "coverage" not in np.load(path).files:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(path, **(await signals(part, embedder)))
             parts.append(dict(np.load(path)))
@@ -142,7 +153,25 @@ def semantic(s, nw, dom):
     return (1 - nw) * desc + nw * s["cos_name"]
 
 
-def fuse(method, param, sem, kw):
+def sharpness(x):
+    """How far each row's top score stands out of its top 10: (s1 - s2) / (s1 - s10)."""
+    top = -np.sort(-x, axis=1)[:, :10]
+    span = top[:, 0] - top[:, -1]
+    return np.where(span > 1e-9, (top[:, 0] - top[:, 1]) / np.maximum(span, 1e-9), 0.0)
+
+
+def query_signal(feature, sem, kw, coverage):
+    """A per-query signal in [0, 1] that needs no labels."""
+    if feature == "bm25 top-1 sharpness":
+        return sharpness(kw)
+    if feature == "semantic top-1 sharpness":
+        return sharpness(sem)
+    if feature == "query words indexed":
+        return coverage
+    raise ValueError(feature)
+
+
+def fuse(method, param, sem, kw, coverage=None):
     if method == "semantic":
         return sem
     if method == "keyword":
@@ -158,6 +187,10 @@ def fuse(method, param, sem, kw):
         zs = (sem - sem.mean()) / max(float(sem.std()), 1e-12)
         zk = (kw - kw.mean()) / max(float(kw.std()), 1e-12)
         return param * zs + (1 - param) * zk
+    if method == "zquery":  # z-scores, alpha set per query from a label-free signal
+        feature, a, b = param
+        alpha = np.clip(a + b * (query_signal(feature, sem, kw, coverage) - 0.5), 0, 1)
+        return alpha[:, None] * z(sem) + (1 - alpha[:, None]) * z(kw)
     if method == "zmax":  # z-scores, but BM25 without any match stays at zero
         zk = np.where(kw.max(axis=1, keepdims=True) > 0, z(kw), 0.0)
         return param * z(sem) + (1 - param) * zk
@@ -180,7 +213,7 @@ def evaluate(parts, cfg):
     for s in parts:
         sem = semantic(s, cfg["nw"], cfg["dom"])
         kw = keyword(s, cfg["fields"])
-        r5, nd = metrics(fuse(cfg["method"], cfg["param"], sem, kw), s)
+        r5, nd = metrics(fuse(cfg["method"], cfg["param"], sem, kw, s["coverage"]), s)
         r5s.append(r5)
         nds.append(nd)
     return float(np.concatenate(r5s).mean()), float(np.concatenate(nds).mean())
@@ -190,6 +223,13 @@ FAMILIES = {
     "hybrid min-max": [("minmax", a) for a in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)],
     "hybrid z-score": [("zscore", a) for a in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)],
     "hybrid RRF": [("rrf", (w, k)) for w in (0.5, 0.6, 0.7, 0.8) for k in (10, 60)],
+    # alpha = a + b * (signal - 0.5), per query; b = 0 is plain z-score, so left out
+    "hybrid z-score, alpha per query": [
+        ("zquery", (f, a, b))
+        for f in ("bm25 top-1 sharpness", "semantic top-1 sharpness", "query words indexed")
+        for a in (0.6, 0.7, 0.75, 0.8, 0.9)
+        for b in (-0.4, -0.2, 0.2, 0.4)
+    ],
 }
 
 

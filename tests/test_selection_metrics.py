@@ -19,7 +19,7 @@ from victor.selection.datasets import (
     load_user_catalogue,
     load_user_queries,
 )
-from victor.selection.hybrid import blend, standardise, top_k
+from victor.selection.hybrid import DEFAULT_ALPHA, blend, query_alpha, standardise, top_k
 from victor.selection.metrics import mrr, ndcg_at_k, recall_at_k
 
 
@@ -46,6 +46,20 @@ def test_blend_standardises_each_signal() -> None:
     )
     # No keyword match at all: the semantic side alone ranks.
     assert top_k(blend(semantic, np.zeros(3), 0.75), 3) == [1, 2, 0]
+
+
+def test_query_alpha_gives_keywords_more_say_the_more_query_words_are_indexed() -> None:
+    from victor.selection.bm25 import BM25Index
+
+    index = BM25Index(["read a file from disk", "send an email message"])
+    assert index.coverage("read the file") == 1.0  # "the" is a stop word
+    assert index.coverage("read the spreadsheet") == 0.5
+    assert index.coverage("ordonner la facture") == 0.0 and index.coverage("the") == 0.0
+    assert query_alpha(0.8, 0.5) == pytest.approx(0.8)
+    assert query_alpha(0.8, 1.0) == pytest.approx(0.6)
+    assert query_alpha(0.8, 0.0) == pytest.approx(1.0)
+    assert query_alpha(0.1, 1.0) == 0.0 and query_alpha(1.0, 0.0) == 1.0  # within [0, 1]
+    assert query_alpha(0.8, 1.0, slope=0.0) == pytest.approx(0.8)
 
 
 def test_metrics() -> None:
@@ -182,7 +196,8 @@ def test_bench_cli_on_a_user_catalogue(tmp_path, monkeypatch) -> None:
     result = CliRunner().invoke(app, ["tools", "--tools", str(tools), "--queries", str(queries)])
     assert result.exit_code == 0, result.output
     assert "5 tools" in result.output and "4 queries" in result.output
-    for label in ("keyword", "semantic", "hybrid alpha 0.75 (default)", "hybrid alpha 0.5"):
+    default = f"hybrid alpha {DEFAULT_ALPHA:g} (default)"
+    for label in ("keyword", "semantic", default, "hybrid alpha 0.5"):
         assert f"| {label} |" in result.output
     assert "best on this catalogue" in result.output and "session config" in result.output
 

@@ -50,6 +50,14 @@ class BM25Index:
         vocab = self._vocab
         return [vocab[t] for t in dict.fromkeys(self.tokenizer(query)) if t in vocab]
 
+    def coverage(self, query: str) -> float:
+        """Share of the query's distinct terms that some document contains (0 when the
+        query has no term): how much BM25 can say about this query."""
+        terms = dict.fromkeys(self.tokenizer(query))
+        if not terms:
+            return 0.0
+        return sum(t in self._vocab for t in terms) / len(terms)
+
     def scores(self, query: str) -> Any:
         """float32 scores of every document (zeros when no query term is indexed)."""
         import numpy as np

@@ -5,24 +5,34 @@ cosines live in [-1, 1] with a scale that depends on the model. Each signal is
 standardised over the candidate tools for this query (z-score: how far a tool stands
 out from the rest of the catalogue), then blended::
 
-    score = alpha * z(semantic) + (1 - alpha) * z(keyword)
+    score = a * z(semantic) + (1 - a) * z(keyword)
+    a = alpha + 0.4 * (0.5 - coverage)      (clipped to [0, 1])
 
-Scale-free and query-dependent at once: a query whose words pick out a few tools
-sharply gives BM25 large z-scores and so more say, while a query that matches no
-indexed term leaves BM25 at zero and the semantic side alone ranks. Chosen, leaving
-one data set out, over min-max blending (which stretches a weak, noisy BM25 match to
-full weight) and reciprocal-rank fusion (which throws the margins away), on MetaTool,
-LiveMCPBench and Gorilla APIBench: see benchmarks/RESULTS.md, "Tool selection".
-``alpha = 0.75`` is the choice on all three; the folds chose 0.7-0.8.
+``coverage`` is the share of the query's words that the catalogue's BM25 index knows
+(:meth:`BM25Index.coverage`): a query in the catalogue's own words gives BM25 more say
+(``a`` = 0.6 at the default ``alpha = 0.8``), a query in other words less (``a`` = 1.0
+when none is known). Label-free, per query, and what reconciles catalogues that want
+different fixed weights: chosen leaving one data set out, over a fixed ``a``, min-max
+blending, reciprocal-rank fusion, and ``a`` set from how sharply either signal
+separates its top hit, on MetaTool, LiveMCPBench and Gorilla APIBench (see
+benchmarks/RESULTS.md, "Tool selection"). ``alpha`` is the weight of a query half of
+whose words are known; ``alpha = 0.8`` and the slope 0.4 are the choice on all three.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULT_ALPHA", "blend", "standardise", "top_k"]
+__all__ = ["COVERAGE_SLOPE", "DEFAULT_ALPHA", "blend", "query_alpha", "standardise", "top_k"]
 
-DEFAULT_ALPHA = 0.75
+DEFAULT_ALPHA = 0.8
+COVERAGE_SLOPE = 0.4
+
+
+def query_alpha(alpha: float, coverage: float, slope: float = COVERAGE_SLOPE) -> float:
+    """The semantic weight for one query: ``alpha`` moved by ``slope`` per unit of the
+    share of its words the keyword index knows, around one half; within [0, 1]."""
+    return min(1.0, max(0.0, float(alpha) + slope * (0.5 - float(coverage))))
 
 
 def standardise(scores: Any) -> Any:

@@ -7,8 +7,9 @@ Built-in rankings (all best first, capped at ``k``):
 - ``semantic``: cosine of sentence embeddings (all-MiniLM-L6-v2 int8 ONNX by default,
   shipped in the package); ~2-4 ms a query, tool vectors cached on disk.
 - ``hybrid`` (the default): blend of both signals, each standardised over the
-  catalogue for the query (z-scores), ``hybrid_alpha`` weighting the semantic side;
-  chosen leaving one of three public data sets out, it beats both signals on each.
+  catalogue for the query (z-scores), ``hybrid_alpha`` weighting the semantic side,
+  less so the more of the query's words the catalogue knows
+  (``victor.selection.hybrid``); chosen leaving one of three public data sets out.
 - ``all``: every tool, unranked.
 
 Indexes are built once per catalogue and found again by identity (microseconds) or by
@@ -42,6 +43,7 @@ from victor.selection.turns import config_value, previous_user_turns, with_pinne
 
 if TYPE_CHECKING:
     from victor.protocols import IEmbeddingService
+    from victor.selection.bm25 import BM25Index
     from victor.selection.embeddings.cache import CachedEmbedder
     from victor.selection.semantic import QueryEncoder
 
@@ -213,10 +215,12 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
 
         return [tools[i] for i in top_k(scores, k)]
 
-    async def _keyword_scores(self, query: str, tools: Sequence[Tool]) -> Any:
+    async def _keyword_index(self, tools: Sequence[Tool]) -> BM25Index:
         index = self._indexes.get(tools)
-        bm25 = index.built_keyword or await index.keyword(**self.bm25_params)
-        return bm25.scores(self._ranking_query(query))
+        return index.built_keyword or await index.keyword(**self.bm25_params)
+
+    async def _keyword_scores(self, query: str, tools: Sequence[Tool]) -> Any:
+        return (await self._keyword_index(tools)).scores(self._ranking_query(query))
 
     async def _semantic_scores(self, query: str, tools: Sequence[Tool]) -> Any:
         embedder, queries = self._semantic_parts()
@@ -252,16 +256,20 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
         """The hybrid ranking and what produced it (``keyword`` when it degraded)."""
         if not tools:
             return [], "hybrid"
-        from victor.selection.hybrid import blend
+        from victor.selection.hybrid import blend, query_alpha
 
-        keyword = await self._keyword_scores(query, tools)
+        bm25 = await self._keyword_index(tools)
+        text = self._ranking_query(query)
+        keyword = bm25.scores(text)
         try:
             semantic = await self._semantic_scores(query, tools)
         except Exception as exc:
             self._degraded("semantic scoring failed, using keyword only", exc)
             return self._pick(tools, keyword, self._k(k)), "keyword"
         turn = _TURN.get()
-        alpha = turn.alpha if turn is not None else self.hybrid_alpha
+        alpha = query_alpha(
+            turn.alpha if turn is not None else self.hybrid_alpha, bm25.coverage(text)
+        )
         return self._pick(tools, blend(semantic, keyword, alpha), self._k(k)), "hybrid"
 
     async def select_tools(
