@@ -20,7 +20,6 @@ if TYPE_CHECKING:
         OpenTelemetryAnalyticsExporter,
         PostgreSQLAnalyticsExporter,
         SQLiteAnalyticsExporter,
-        ThreadedExporter,
     )
     from victor.analytics.outbox import Outbox
     from victor.analytics.pricing import PriceQuote, load_price_table
@@ -34,7 +33,6 @@ _WHERE = {
     "ConsoleAnalyticsExporter": "victor.analytics.exporters",
     "JSONLAnalyticsExporter": "victor.analytics.exporters",
     "SQLiteAnalyticsExporter": "victor.analytics.exporters",
-    "ThreadedExporter": "victor.analytics.exporters",
     "PostgreSQLAnalyticsExporter": "victor.analytics.exporters",
     "OpenTelemetryAnalyticsExporter": "victor.analytics.exporters",
     "PriceQuote": "victor.analytics.pricing",
@@ -59,7 +57,6 @@ __all__ = [
     "PriceTable",
     "SQLiteAnalyticsExporter",
     "SummaryRow",
-    "ThreadedExporter",
     "default_price_table",
     "load_price_table",
 ]

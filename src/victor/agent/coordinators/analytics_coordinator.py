@@ -38,7 +38,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from victor.analytics.encoding import decode_line, encode_line, event_label, safe_repr_line
+from victor.analytics.encoding import (
+    EventEncodeError,
+    decode_line,
+    encode_line,
+    event_label,
+    safe_repr_line,
+    split_encoded,
+)
 from victor.analytics.exporters.base import BaseAnalyticsExporter
 from victor.analytics.exporters.console import ConsoleAnalyticsExporter
 from victor.analytics.outbox import Outbox
@@ -56,6 +63,8 @@ __all__ = [
 ]
 
 Batch = tuple[Any, ...]
+#: Outbox batches an exporter that takes bytes gets in one call: fewer transactions.
+FORWARD_BATCHES = 10
 
 
 def _to_models(batch: Batch) -> Batch:
@@ -63,15 +72,15 @@ def _to_models(batch: Batch) -> Batch:
     return tuple(e if isinstance(e, AnalyticsEvent) else e.to_model() for e in batch)
 
 
-def _encode(batch: Batch) -> tuple[list[bytes], list[tuple[str, str]]]:
-    """JSON lines for the outbox, and the events that cannot be stored (and why)."""
-    lines, bad = [], []
-    for event in batch:
-        try:
-            lines.append(encode_line(event).encode())
-        except Exception as exc:
-            bad.append((safe_repr_line(event, str(exc)), str(exc)))
-    return lines, bad
+def _json_lines(events: Batch) -> tuple[bytes, list[EventEncodeError]]:
+    """The outbox's encoding for exporters without their own: JSON lines."""
+    lines, bad = split_encoded(events, encode_line)
+    return "".join(f"{line}\n" for line in lines).encode(), bad
+
+
+def _decode(payload: bytes, records: bool) -> Batch:
+    events = tuple(decode_line(line) for line in payload.splitlines())
+    return events if records else _to_models(events)
 
 
 def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch, str | None]:
@@ -99,6 +108,10 @@ class _Delivery:
         self.coordinator, self.exporter, self.name = coordinator, exporter, name
         self.remote = coordinator.use_outbox and getattr(exporter, "outbox", False) is True
         self.takes_records = getattr(exporter, "takes_records", False) is True
+        # A remote exporter that keeps its own encoding in the outbox gets it back as is.
+        self.encoded = self.remote and callable(getattr(exporter, "export_encoded", None))
+        self.encode = exporter.encode_batch if self.encoded else _json_lines
+        self.take = FORWARD_BATCHES if self.encoded else 1
         destination = getattr(exporter, "destination", None)
         self.key = destination if isinstance(destination, str) and destination else name
         self.stats = ExporterStats(name)
@@ -124,9 +137,9 @@ class _Delivery:
         self.idle.clear()
         self.wake.set()
 
-    def outboxed(self, good: int, bad: list[tuple[str, str]]) -> None:
+    def outboxed(self, good: int, bad: list[EventEncodeError]) -> None:
         self.stats.outboxed += good
-        self.reject_count(len(bad), bad[0][1] if bad else None)
+        self.reject_count(len(bad), str(bad[0]) if bad else None)
         self.written += 1
         self.idle.clear()
         self.wake.set()
@@ -142,20 +155,30 @@ class _Delivery:
             self.stats.rejected += n
             logger.error("analytics exporter %s rejected %d event(s): %s", self.name, n, error)
 
-    async def _export(self, events: Sequence[Any]) -> tuple[Batch, Batch, str | None]:
-        """One export call, bounded by ``export_timeout``, classified."""
+    async def _reject(self, texts: Sequence[str], error: str | None) -> None:
+        """Count, log and keep (in the outbox's ``rejected`` table) refused events."""
+        if not texts:
+            return
+        self.reject_count(len(texts), error)
+        if self.coordinator.use_outbox:
+            why = error or "rejected by the exporter"
+            with contextlib.suppress(Exception):  # logged and counted already
+                await self.coordinator.io(
+                    self.coordinator.outbox.reject, self.key, [(t, why) for t in texts]
+                )
+
+    async def _call(self, export: Any, batch: Any) -> tuple[Any, str | None]:
+        """One export call bounded by ``export_timeout``: (result, None) or (None, error)."""
         timeout = asyncio.timeout(self.coordinator.export_timeout)
         try:
             async with timeout:
-                result = await self.exporter.export(events)
+                return await export(batch), None
         except Exception as exc:
             if (task := asyncio.current_task()) is not None and task.cancelling():
                 raise asyncio.CancelledError from exc  # asked to stop while it failed
-            error = f"export timed out after {self.coordinator.export_timeout}s"
-            if not timeout.expired():
-                error = f"{type(exc).__name__}: {exc}"
-            return (), tuple(events), error
-        return _classify(result, events)
+            if timeout.expired():
+                return None, f"export timed out after {self.coordinator.export_timeout}s"
+            return None, f"{type(exc).__name__}: {exc}"
 
     async def _send(self, events: Sequence[Any]) -> tuple[Sequence[Any], str | None]:
         """Export with retries. Returns what is left because nothing went through (the
@@ -167,29 +190,47 @@ class _Delivery:
             if attempt:
                 self.stats.retries += 1
                 await asyncio.sleep(coordinator.retry_delay(attempt))
-            rejected, retry, error = await self._export(events)
+            result, error = await self._call(self.exporter.export, events)
+            rejected, retry, error = (
+                ((), tuple(events), error) if error else _classify(result, events)
+            )
             self.stats.exported += len(events) - len(rejected) - len(retry)
             progressed = progressed or len(retry) < len(events)
-            await coordinator.reject(self, rejected, error)
+            await self._reject([safe_repr_line(e, error or "rejected") for e in rejected], error)
             events = retry
             if not events:
                 break
         if events and progressed:
-            await coordinator.reject(self, events, f"refused {attempt + 1}x: {error}")
+            why = f"refused {attempt + 1}x: {error}"
+            await self._reject([safe_repr_line(e, why) for e in events], why)
             events = ()
         if not events:
             self.stats.healthy = True
         return events, error
+
+    async def _send_encoded(self, payload: bytes) -> tuple[bool, str | None]:
+        """Hand the outbox's bytes to an exporter that encoded them (it retries on its
+        own). Returns whether they are left (the exporter looks down), and the error."""
+        result, error = await self._call(self.exporter.export_encoded, payload)
+        if error is None and isinstance(result, ExportResult):
+            if not result.success and not result.rejected_event_ids:
+                error = result.error or "export failed"
+            else:
+                self.stats.exported += result.exported_count
+                lines = payload.decode(errors="replace").splitlines()
+                texts = [next((x for x in lines if i in x), i) for i in result.rejected_event_ids]
+                await self._reject(texts, result.error)
+        if error is None:
+            self.stats.healthy = True
+        return error is not None, error
 
     def _down(self, error: str | None) -> None:
         self.stats.failed_batches += 1
         self.stats.healthy, self.stats.last_error = False, error
         logger.warning("analytics exporter %s failed: %s", self.name, error)
 
-    # -- local exporters: a bounded in-memory queue ----------------------------------------
-
     async def _deliver_queue(self) -> None:
-        coordinator = self.coordinator
+        """A local exporter: its bounded in-memory queue, in order."""
         while True:
             while not self.queue:
                 self.idle.set()
@@ -203,16 +244,15 @@ class _Delivery:
             self.stats.queued -= len(batch)
             if left:
                 self._down(error)
-                coordinator.count_drop(self.stats, len(left), f"it failed: {error}")
-
-    # -- remote exporters: a forwarder draining the outbox ---------------------------------
+                self.coordinator.count_drop(self.stats, len(left), f"it failed: {error}")
 
     async def _forward(self) -> None:
+        """A remote exporter: drain its batches from the outbox, oldest first."""
         coordinator = self.coordinator
         while True:
             written = self.written
-            batch, events = await coordinator.io(coordinator.read_outbox, self.key)
-            if batch is None:
+            batches = await coordinator.io(coordinator.outbox.oldest, self.key, self.take)
+            if not batches:
                 if written == self.written:  # no write landed while we looked
                     self.idle.set()
                 if self.closing:
@@ -220,9 +260,14 @@ class _Delivery:
                 await self.wake.wait()
                 self.wake.clear()
                 continue
-            left, error = await self._send(events if self.takes_records else _to_models(events))
+            payload = b"".join(b.payload for b in batches)
+            if self.encoded:
+                left, error = await self._send_encoded(payload)
+            else:
+                events = await coordinator.io(_decode, payload, self.takes_records)
+                left, error = await self._send(events)
             if not left:
-                await coordinator.io(coordinator.outbox.done, batch.id)
+                await coordinator.io(coordinator.outbox.done, [b.id for b in batches])
                 self.backoff = 0.0
                 continue
             self._down(error)
@@ -416,25 +461,31 @@ class AnalyticsCoordinator:
 
     async def _to_outbox(self, batch: Batch, remote: list[_Delivery]) -> None:
         try:
-            lines, bad = await self.io(self._write_outbox, batch, [d.key for d in remote])
+            rejected = await self.io(self._write_outbox, batch, remote)
         except Exception as exc:
             for delivery in remote:
                 self.count_drop(delivery.stats, len(batch), f"the outbox failed: {exc}")
             return
+        for delivery, bad in zip(remote, rejected, strict=True):
+            delivery.outboxed(len(batch) - len(bad), bad)
+
+    def _write_outbox(self, batch: Batch, remote: list[_Delivery]) -> list[list[Any]]:
+        """Each destination's encoding of the batch, in one transaction (on the outbox
+        thread); events that cannot be encoded go to the ``rejected`` table."""
+        encoded: dict[Any, tuple[bytes, list[EventEncodeError]]] = {}
         for delivery in remote:
-            delivery.outboxed(len(lines), bad)
-
-    def _write_outbox(self, batch: Batch, keys: list[str]) -> tuple[list[bytes], list[Any]]:
-        lines, bad = _encode(batch)
-        if lines:
-            self.outbox.put(keys, lines)
-        for key in keys if bad else ():
-            self.outbox.reject(key, bad)
-        return lines, bad
-
-    def read_outbox(self, key: str) -> tuple[Any, Batch]:
-        batch = self.outbox.oldest(key)
-        return batch, () if batch is None else tuple(decode_line(line) for line in batch.lines)
+            if delivery.encode not in encoded:
+                encoded[delivery.encode] = delivery.encode(batch)
+        rows = [(d.key, encoded[d.encode][0]) for d in remote if encoded[d.encode][0]]
+        if rows:
+            self.outbox.put(rows)
+        rejected = [encoded[d.encode][1] for d in remote]
+        if any(rejected):
+            by_id = {event_label(e): e for e in batch}
+            for delivery, bad in zip(remote, rejected, strict=True):
+                entries = [(safe_repr_line(by_id.get(e.event_id), str(e)), str(e)) for e in bad]
+                self.outbox.reject(delivery.key, entries)
+        return rejected
 
     @property
     def outbox(self) -> Outbox:
@@ -456,17 +507,6 @@ class AnalyticsCoordinator:
     def retry_delay(self, attempt: int) -> float:
         delay = min(self.max_backoff, self.retry_backoff * 2 ** (attempt - 1))
         return delay * (0.5 + random.random())
-
-    async def reject(self, delivery: _Delivery, events: Sequence[Any], error: str | None) -> None:
-        """Count, log and keep (in the outbox's ``rejected`` table) refused events."""
-        if not events:
-            return
-        delivery.reject_count(len(events), error)
-        if self.use_outbox:
-            why = error or "rejected by the exporter"
-            entries = [(safe_repr_line(e, why), why) for e in events]
-            with contextlib.suppress(Exception):  # logged and counted already
-                await self.io(self.outbox.reject, delivery.key, entries)
 
     # -- control ------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from victor.analytics.exporters.base import (
         BaseAnalyticsExporter,
-        ThreadedExporter,
     )
     from victor.analytics.exporters.console import ConsoleAnalyticsExporter
     from victor.analytics.exporters.jsonl import JSONLAnalyticsExporter
@@ -22,7 +21,6 @@ _WHERE = {
     "ConsoleAnalyticsExporter": "console",
     "JSONLAnalyticsExporter": "jsonl",
     "SQLiteAnalyticsExporter": "sqlite",
-    "ThreadedExporter": "base",
     "PostgreSQLAnalyticsExporter": "postgres",
     "OpenTelemetryAnalyticsExporter": "otel",
 }
@@ -34,7 +32,6 @@ __all__ = [
     "OpenTelemetryAnalyticsExporter",
     "PostgreSQLAnalyticsExporter",
     "SQLiteAnalyticsExporter",
-    "ThreadedExporter",
 ]
 
 

@@ -1,6 +1,8 @@
 """Stores events in PostgreSQL: what several processes or machines share.
 
-Needs ``asyncpg`` (``pip install victor-orchestrator[postgres]``), imported on first use.
+Each batch is encoded once, as the lines of a ``COPY`` in PostgreSQL's text format; that is
+what the outbox keeps, so forwarding a batch is sending those bytes. Needs ``asyncpg``
+(``pip install victor-orchestrator[postgres]``), imported on first use.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import hashlib
 import logging
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.analytics.encoding import COLUMNS, EventEncodeError, encode_row, split_encoded
@@ -27,18 +30,6 @@ if TYPE_CHECKING:
     import asyncpg
 
 logger = logging.getLogger("victor.analytics")
-
-Method = Literal["copy", "unnest", "executemany"]
-_TYPES = {  # array types for the unnest method, by column
-    "ts": "timestamptz",
-    "input_tokens": "bigint",
-    "output_tokens": "bigint",
-    "total_tokens": "bigint",
-    "cost_usd": "float8",
-    "latency_ms": "float8",
-    "is_error": "bool",
-    "data": "jsonb",
-}
 
 
 def _asyncpg() -> Any:
@@ -88,6 +79,32 @@ def redact_dsn(dsn: str) -> str:
     return urlunsplit((scheme, netloc, parts.path, query, ""))
 
 
+def _copy_field(value: Any) -> str:
+    if type(value) is str:
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            value = value.replace("\\", "\\\\").replace("\t", "\\t")
+            return value.replace("\n", "\\n").replace("\r", "\\r")
+        return value
+    if value is None:
+        return "\\N"
+    if type(value) is bool:
+        return "t" if value else "f"
+    return value.isoformat() if isinstance(value, datetime) else repr(value)
+
+
+def copy_line(event: Any) -> bytes:
+    """One event as a line of ``COPY``'s text format (see :data:`COLUMNS`)."""
+    return ("\t".join(map(_copy_field, encode_row(event))) + "\n").encode()
+
+
+def _lines(payload: bytes) -> list[bytes]:
+    return [line + b"\n" for line in payload.split(b"\n")[:-1]]
+
+
+def _event_id(line: bytes) -> str:
+    return line.split(b"\t", 1)[0].decode()
+
+
 async def schema_version(conn: asyncpg.Connection, schema: str, table: str) -> int | None:
     """The migrations applied to ``schema.table``; None when it was never migrated."""
     versions = f"{ident(schema)}.{ident(table + '_schema_version')}"
@@ -129,12 +146,10 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     """Writes batches to ``schema.table`` through an asyncpg pool.
 
     A remote exporter (``outbox = True``): the coordinator writes its batches to the local
-    outbox first and forwards them, so an outage or a restart loses nothing.
-
-    ``method="copy"`` (default, fastest, see ``benchmarks/RESULTS.md``) COPYs the batch into
-    a temporary table and moves it with ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in
-    one transaction; ``"unnest"`` and ``"executemany"`` insert directly. Either way a batch
-    sent twice (a retry after a lost commit acknowledgement, an outbox replay) is stored once.
+    outbox first (as :meth:`encode_batch` makes them) and forwards them, so an outage or a
+    restart loses nothing. A batch is COPYed into a temporary table and moved with
+    ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in one transaction: a batch sent twice
+    (a retry after a lost commit acknowledgement, an outbox replay) is stored once.
     Connection errors recreate the pool and retry with exponential backoff; configuration
     errors (a missing database or privilege) fail at once, logged, without retries.
 
@@ -152,7 +167,6 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         *,
         schema: str = "public",
         table: str = DEFAULT_TABLE,
-        method: Method = "copy",
         min_pool_size: int = 1,
         max_pool_size: int = 4,
         max_retries: int = 3,
@@ -164,20 +178,13 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         name: str | None = None,
         migrate: bool = True,
     ) -> None:
-        if method not in ("copy", "unnest", "executemany"):
-            raise ValueError(f"unknown method {method!r}")
         ident(schema)
         check_table(table)
-        self.dsn = dsn
-        self.schema, self.table, self.method = schema, table, method
-        self.migrate = migrate
+        self.dsn, self.schema, self.table, self.migrate = dsn, schema, table, migrate
         self.destination = f"{redact_dsn(dsn)}#{schema}.{table}"
         self.min_pool_size, self.max_pool_size = min_pool_size, max(1, max_pool_size)
-        self.max_retries, self.retry_backoff, self.max_backoff = (
-            max_retries,
-            retry_backoff,
-            max_backoff,
-        )
+        self.max_retries, self.retry_backoff = max_retries, retry_backoff
+        self.max_backoff = max_backoff
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self.application_name = application_name
         if name:
@@ -194,22 +201,15 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             f"CREATE TEMP TABLE IF NOT EXISTS {self._stage} "
             f"(LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        conflict = "ON CONFLICT (event_id) DO NOTHING"
-        self._move = f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self._stage} {conflict}"
-        values = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
-        self._insert = f"INSERT INTO {target} ({cols}) VALUES ({values}) {conflict}"
-        arrays = ", ".join(
-            f"${i}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS, start=1)
+        self._move = (
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self._stage} "
+            "ON CONFLICT (event_id) DO NOTHING"
         )
-        self._unnest = f"INSERT INTO {target} ({cols}) SELECT * FROM unnest({arrays}) {conflict}"
-
-    # -- the pool -----------------------------------------------------------------------
 
     async def _get_pool(self) -> asyncpg.Pool:
         async with self._lock:
             if self._pool is None:
-                asyncpg = _asyncpg()
-                self._pool = await asyncpg.create_pool(
+                self._pool = await _asyncpg().create_pool(
                     self.dsn,
                     min_size=self.min_pool_size,
                     max_size=self.max_pool_size,
@@ -232,12 +232,34 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             self.pool_resets += 1
             pool.terminate()
 
-    # -- export -------------------------------------------------------------------------
+    def encode_batch(self, events: Sequence[Any]) -> tuple[bytes, list[EventEncodeError]]:
+        """The ``COPY`` lines of the events it can store, and the errors of the others."""
+        lines, rejected = split_encoded(events, copy_line)
+        return b"".join(lines), rejected
 
     async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
-        rows, rejected = split_encoded(events, encode_row)
-        if not rows:
-            return partial_result(0, rejected)
+        payload, rejected = self.encode_batch(events)
+        stored, refused, error = await self._store(payload)
+        if error is not None:
+            return ExportResult(
+                success=False,
+                error=error,
+                failed_event_ids=[_event_id(line) for line in _lines(payload)],
+                rejected_event_ids=[e.event_id for e in rejected],
+            )
+        return partial_result(stored, [*rejected, *refused])
+
+    async def export_encoded(self, payload: bytes) -> ExportResult:
+        """Store a batch made by :meth:`encode_batch` (from the outbox)."""
+        stored, refused, error = await self._store(payload)
+        return (
+            ExportResult(success=False, error=error) if error else partial_result(stored, refused)
+        )
+
+    async def _store(self, payload: bytes) -> tuple[int, list[EventEncodeError], str | None]:
+        """(events stored, events refused by the server, the error when nothing was)."""
+        if not payload:
+            return 0, [], None
         asyncpg = _asyncpg()
         error: BaseException | None = None
         for attempt in range(self.max_retries + 1):
@@ -247,13 +269,13 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             try:
                 pool = await self._get_pool()
                 async with pool.acquire(timeout=self.connect_timeout) as conn:
-                    await self._write(conn, rows)
-                return partial_result(len(rows), rejected)
+                    await self._write(conn, payload)
+                return payload.count(b"\n"), [], None
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
                 # One bad row (or a constraint added by hand) fails the batch: find it,
                 # store the others.
-                bad = await self._write_one_by_one(rows)
-                return partial_result(len(rows) - len(bad), [*rejected, *bad])
+                bad = await self._write_one_by_one(payload)
+                return payload.count(b"\n") - len(bad), bad, None
             except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
                 error = exc
                 if not self.migrate:  # nobody here will create it: a configuration error
@@ -270,35 +292,25 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         if error is not None and (_is_config_error(error) or not self.migrate):
             prefix = "PostgreSQL configuration error (not retried here)"
             logger.error("%s %s: %s: %s", prefix, self.destination, type(error).__name__, error)
-        return ExportResult(
-            success=False,
-            exported_count=0,
-            error=f"{prefix}: {type(error).__name__}: {error}",
-            failed_event_ids=[row[0] for row in rows],
-            rejected_event_ids=[e.event_id for e in rejected],
-        )
+        return 0, [], f"{prefix}: {type(error).__name__}: {error}"
 
-    async def _write(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    async def _write(self, conn: asyncpg.Connection, payload: bytes) -> None:
         async with conn.transaction():
-            if self.method == "copy":
-                await conn.execute(self._create_stage)
-                await conn.copy_records_to_table(self._stage, records=rows, columns=COLUMNS)
-                await conn.execute(self._move)
-            elif self.method == "unnest":
-                await conn.execute(self._unnest, *[list(col) for col in zip(*rows, strict=True)])
-            else:
-                await conn.executemany(self._insert, rows)
+            await conn.execute(self._create_stage)
+            # A memoryview: asyncpg would take bytes for a file name.
+            await conn.copy_to_table(self._stage, source=memoryview(payload), columns=COLUMNS)
+            await conn.execute(self._move)
 
-    async def _write_one_by_one(self, rows: list[tuple[Any, ...]]) -> list[EventEncodeError]:
+    async def _write_one_by_one(self, payload: bytes) -> list[EventEncodeError]:
         asyncpg = _asyncpg()
         bad: list[EventEncodeError] = []
         pool = await self._get_pool()
         async with pool.acquire(timeout=self.connect_timeout) as conn:
-            for row in rows:
+            for line in _lines(payload):
                 try:
-                    await conn.execute(self._insert, *row)
+                    await self._write(conn, line)
                 except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                    bad.append(EventEncodeError(row[0], f"refused by PostgreSQL: {exc}"))
+                    bad.append(EventEncodeError(_event_id(line), f"refused by PostgreSQL: {exc}"))
         return bad
 
     async def shutdown(self) -> None:
