@@ -12,7 +12,6 @@ import hashlib
 import logging
 import random
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -92,13 +91,12 @@ def copy_line(event: Any) -> bytes:
     for i in range(9, 14):  # the numbers
         if row[i] is not None:
             row[i] = repr(row[i])
-    fields = ["\\N" if v is None else v for v in row]
-    line = "\t".join(fields)
+    line = "\t".join(["\\N" if v is None else v for v in row])
     # The common case needs no escaping (no backslash but those of the NULLs, no newline,
     # no tab but the separators): checking is cheaper than escaping each field.
     specials = line.count("\\") - row.count(None) + line.count("\t") - (len(row) - 1)
     if specials or "\n" in line or "\r" in line:
-        line = "\t".join(["\\N" if v is None else _escape(f) for v, f in zip(row, fields)])
+        line = "\t".join(["\\N" if v is None else _escape(v) for v in row])
     return f"{line}\n".encode()
 
 
