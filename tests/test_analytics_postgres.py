@@ -150,7 +150,7 @@ async def test_connections_cut_mid_run_every_event_arrives_once(pg, tmp_path):
     dsn, schema, conn = pg
     app = f"victor-test-{uuid.uuid4().hex[:8]}"
     exporter = PostgreSQLAnalyticsExporter(
-        dsn, schema=schema, application_name=app, retry_backoff=0.01, max_pool_size=2
+        dsn, schema=schema, application_name=app, max_pool_size=2
     )
     coord = AnalyticsCoordinator(
         [exporter],
@@ -207,8 +207,7 @@ async def test_database_down_then_killed_process_replayed_at_next_start(pg, tmp_
 
         async def main():
             # The same database as the next process, unreachable from this one.
-            down = PostgreSQLAnalyticsExporter(sys.argv[3], schema=sys.argv[2], max_retries=0,
-                                               name="pg")
+            down = PostgreSQLAnalyticsExporter(sys.argv[3], schema=sys.argv[2], name="pg")
             down._get_pool = refuse
             coord = AnalyticsCoordinator([down], outbox_path=sys.argv[1], batch_size=100,
                                          flush_interval=0.01, max_retries=0)
@@ -284,7 +283,7 @@ async def test_a_role_without_create_privilege_writes_to_a_migrated_table(pg):
         can_create = "SELECT has_database_privilege($1, current_database(), 'CREATE')"
         assert not await conn.fetchval(can_create, role)  # the PostgreSQL 15 default
         app_dsn = dsn.replace("postgres@", f"{role}@", 1)
-        exporter = PostgreSQLAnalyticsExporter(app_dsn, schema=schema, max_retries=0)
+        exporter = PostgreSQLAnalyticsExporter(app_dsn, schema=schema)
         result = await exporter.export([event(1)])
         await exporter.shutdown()
         assert result.success, result.error
@@ -295,7 +294,7 @@ async def test_a_role_without_create_privilege_writes_to_a_migrated_table(pg):
 
 async def test_migrate_false_runs_no_ddl_and_a_missing_table_is_not_retried(pg, monkeypatch):
     dsn, schema, conn = pg
-    exporter = PostgreSQLAnalyticsExporter(dsn, schema=schema, migrate=False, max_retries=3)
+    exporter = PostgreSQLAnalyticsExporter(dsn, schema=schema, migrate=False)
     writes = 0
     real_write = exporter._write
 
@@ -307,7 +306,7 @@ async def test_migrate_false_runs_no_ddl_and_a_missing_table_is_not_retried(pg, 
     monkeypatch.setattr(exporter, "_write", counting_write)
     result = await exporter.export([event(1)])
     assert not result.success and "configuration error" in result.error
-    assert writes == 1  # a configuration error: no retries
+    assert writes == 1
     assert await conn.fetchval("SELECT to_regnamespace($1)", schema) is None  # no DDL
     await exporter.shutdown()
     # Once a DBA migrated it, the same settings work.

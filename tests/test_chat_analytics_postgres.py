@@ -30,14 +30,11 @@ async def lookup_order(order_id: str) -> str:
     return f"order {order_id}: shipped"
 
 
-async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(postgres_dsn, tmp_path):
-    schema = f"victor_chat_{uuid.uuid4().hex[:12]}"
-    app = f"victor-chat-{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(postgres_dsn, timeout=10)
+def chat_with_analytics(
+    exporter: PostgreSQLAnalyticsExporter, tmp_path, seed: int
+) -> tuple[CollectingExporter, AnalyticsCoordinator, AgentOrchestrator]:
+    """An orchestrator whose events go to ``exporter`` (through the outbox) and to memory."""
     memory = CollectingExporter()
-    exporter = PostgreSQLAnalyticsExporter(
-        postgres_dsn, schema=schema, application_name=app, max_pool_size=2
-    )
     analytics = AnalyticsCoordinator(
         [exporter, memory],
         outbox_path=tmp_path / "outbox.db",
@@ -48,11 +45,22 @@ async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(post
     )
     orchestrator = AgentOrchestrator(
         settings=Settings(),
-        provider=SimulatedProvider(seed=11, latency_ms=2, tool_call_rate=0.5),
+        provider=SimulatedProvider(seed=seed, latency_ms=2, tool_call_rate=0.5),
         model="gpt-4o-mini",
         tools=[lookup_order],
         _analytics_coordinator=analytics,
     )
+    return memory, analytics, orchestrator
+
+
+async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(postgres_dsn, tmp_path):
+    schema = f"victor_chat_{uuid.uuid4().hex[:12]}"
+    app = f"victor-chat-{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_dsn, timeout=10)
+    exporter = PostgreSQLAnalyticsExporter(
+        postgres_dsn, schema=schema, application_name=app, max_pool_size=2
+    )
+    memory, analytics, orchestrator = chat_with_analytics(exporter, tmp_path, seed=11)
     done = asyncio.Event()
     kills = 0
 
@@ -115,25 +123,8 @@ async def test_database_stopped_and_restarted_mid_run_every_event_exactly_once(
     """The analytics server goes away while chats run and comes back: no chat fails, the
     batches wait in the outbox, and every event of every turn is stored exactly once."""
     server = throwaway_postgres
-    memory = CollectingExporter()
-    exporter = PostgreSQLAnalyticsExporter(
-        server.dsn, max_pool_size=2, max_retries=1, retry_backoff=0.01, connect_timeout=2
-    )
-    analytics = AnalyticsCoordinator(
-        [exporter, memory],
-        outbox_path=tmp_path / "outbox.db",
-        batch_size=50,
-        flush_interval=0.02,
-        retry_backoff=0.01,
-        max_backoff=0.2,
-    )
-    orchestrator = AgentOrchestrator(
-        settings=Settings(),
-        provider=SimulatedProvider(seed=5, latency_ms=2, tool_call_rate=0.5),
-        model="gpt-4o-mini",
-        tools=[lookup_order],
-        _analytics_coordinator=analytics,
-    )
+    exporter = PostgreSQLAnalyticsExporter(server.dsn, max_pool_size=2, connect_timeout=2)
+    memory, analytics, orchestrator = chat_with_analytics(exporter, tmp_path, seed=5)
     finished = asyncio.Event()
 
     async def conversation(n: int) -> tuple[int, int]:

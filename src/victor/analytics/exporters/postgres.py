@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -153,8 +152,8 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     restart loses nothing. A batch is COPYed into a temporary table and moved with
     ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in one transaction: a batch sent twice
     (a retry after a lost commit acknowledgement, an outbox replay) is stored once.
-    Connection errors recreate the pool and retry with exponential backoff; configuration
-    errors (a missing database or privilege) fail at once, logged, without retries.
+    A connection error recreates the pool for the next attempt (the coordinator retries
+    with back-off); a configuration error (a missing database or privilege) is logged.
 
     ``migrate=False`` never runs DDL: for a role that may only write to a table a DBA
     created (with :func:`migrate_postgres` or ``victor``'s migrations). Even with the
@@ -172,9 +171,6 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         table: str = DEFAULT_TABLE,
         min_pool_size: int = 1,
         max_pool_size: int = 4,
-        max_retries: int = 3,
-        retry_backoff: float = 0.05,
-        max_backoff: float = 2.0,
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
         application_name: str = "victor-analytics",
@@ -186,8 +182,6 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         self.dsn, self.schema, self.table, self.migrate = dsn, schema, table, migrate
         self.destination = f"{redact_dsn(dsn)}#{schema}.{table}"
         self.min_pool_size, self.max_pool_size = min_pool_size, max(1, max_pool_size)
-        self.max_retries, self.retry_backoff = max_retries, retry_backoff
-        self.max_backoff = max_backoff
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self.application_name = application_name
         if name:
@@ -228,7 +222,6 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             return self._pool
 
     async def _reset_pool(self) -> None:
-        """After a connection error every pooled connection is suspect: start afresh."""
         async with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -260,42 +253,32 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         )
 
     async def _store(self, payload: bytes) -> tuple[int, list[EventEncodeError], str | None]:
-        """(events stored, events refused by the server, the error when nothing was)."""
+        """(events stored, events refused by the server, the error when nothing was).
+        One attempt: the coordinator retries, with back-off, what failed."""
         if not payload:
             return 0, [], None
         asyncpg = _asyncpg()
-        error: BaseException | None = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                delay = min(self.max_backoff, self.retry_backoff * 2 ** (attempt - 1))
-                await asyncio.sleep(delay * (0.5 + random.random()))
-            try:
-                pool = await self._get_pool()
-                async with pool.acquire(timeout=self.connect_timeout) as conn:
-                    await self._write(conn, payload)
-                return payload.count(b"\n"), [], None
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
-                # One bad row (or a constraint added by hand) fails the batch: find it,
-                # store the others.
-                bad = await self._write_one_by_one(payload)
-                return payload.count(b"\n") - len(bad), bad, None
-            except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
-                error = exc
-                if not self.migrate:  # nobody here will create it: a configuration error
-                    break
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire(timeout=self.connect_timeout) as conn:
+                await self._write(conn, payload)
+            return payload.count(b"\n"), [], None
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+            # One bad row (or a constraint added by hand) fails the batch: find it, store
+            # the others.
+            bad = await self._write_one_by_one(payload)
+            return payload.count(b"\n") - len(bad), bad, None
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            missing = isinstance(exc, asyncpg.UndefinedTableError | asyncpg.InvalidSchemaNameError)
+            if missing and self.migrate:
                 self._ready = False  # dropped under us: migrate again
-            except Exception as exc:
-                error = exc
-                if _is_config_error(exc):
-                    break
-                if _is_connection_error(exc):
-                    await self._reset_pool()
-            logger.info("postgres export attempt %d failed: %r", attempt + 1, error)
-        prefix = "PostgreSQL"
-        if error is not None and (_is_config_error(error) or not self.migrate):
-            prefix = "PostgreSQL configuration error (not retried here)"
-            logger.error("%s %s: %s: %s", prefix, self.destination, type(error).__name__, error)
-        return 0, [], f"{prefix}: {type(error).__name__}: {error}"
+            elif _is_config_error(exc) or missing:  # a retry cannot fix it: say so loudly
+                logger.error("PostgreSQL configuration error %s: %s", self.destination, error)
+                return 0, [], f"PostgreSQL configuration error: {error}"
+            if _is_connection_error(exc):
+                await self._reset_pool()  # every pooled connection is suspect
+            return 0, [], f"PostgreSQL: {error}"
 
     async def _write(self, conn: asyncpg.Connection, payload: bytes) -> None:
         async with conn.transaction():
