@@ -130,20 +130,22 @@ class PriceTable:
 
     @classmethod
     def from_config(
-        cls, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, builtin: bool = True
+        cls,
+        config: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+        *,
+        builtin: bool = True,
+        source: str = "config",
     ) -> PriceTable:
         """Overrides from ``{"version": ..., "prices": [{model, input, output, ...}]}``,
         ``{"models": {name: {input, output, ...} or [dated entries]}}`` or a bare list."""
         table = cls(builtin=builtin)
-        table.load(config)
+        table.load(config, source=source)
         return table
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, builtin: bool = True) -> PriceTable:
         """Overrides from a YAML (``.yaml``/``.yml``) or JSON file; see :meth:`from_config`."""
-        table = cls(builtin=builtin)
-        table.load(_read_config(Path(path)), source=str(path))
-        return table
+        return cls.from_config(_read_config(Path(path)), builtin=builtin, source=str(path))
 
     def load(
         self, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, source: str = "config"
@@ -212,8 +214,7 @@ class PriceTable:
         self, model: str | None, usage: Usage, at: date | datetime | None = None
     ) -> float | None:
         """USD for ``usage`` on ``model``, or None when the model is unpriced."""
-        price = self.price(model, at) if model else None
-        return None if price is None else price.cost(usage)
+        return self.quote(model, usage, at).cost_usd
 
     def quote(
         self, model: str | None, usage: Usage, at: date | datetime | None = None

@@ -189,7 +189,8 @@ class _Delivery:
         for attempt in range(coordinator.max_retries + 1):
             if attempt:
                 self.stats.retries += 1
-                await asyncio.sleep(coordinator.retry_delay(attempt))
+                delay = coordinator.retry_backoff * 2 ** (attempt - 1)
+                await asyncio.sleep(min(coordinator.max_backoff, delay) * (0.5 + random.random()))
             result, error = await self._call(self.exporter.export, events)
             rejected, retry, error = (
                 ((), tuple(events), error) if error else _classify(result, events)
@@ -318,11 +319,8 @@ class AnalyticsCoordinator:
         self.use_outbox = outbox
         self._outbox_path = outbox_path
         self._outbox: Outbox | None = None
-        self.max_retries, self.retry_backoff, self.max_backoff = (
-            max_retries,
-            retry_backoff,
-            max_backoff,
-        )
+        self.max_retries, self.retry_backoff = max_retries, retry_backoff
+        self.max_backoff = max_backoff
         self.export_timeout, self.close_timeout = export_timeout, close_timeout
         self._deliveries: dict[int, _Delivery] = {}
         self._retired: list[_Delivery] = []
@@ -334,8 +332,6 @@ class AnalyticsCoordinator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
-
-    # -- the hot path -------------------------------------------------------------------
 
     @property
     def enabled(self) -> bool:
@@ -363,12 +359,10 @@ class AnalyticsCoordinator:
                 self.count_drop(None, 1, f"{self.max_queue} events already wait")
                 return
             try:
-                loop = asyncio.get_running_loop()
+                self._ensure_started()
             except RuntimeError:  # no loop yet: keep them until one runs (bounded)
                 self._wake_at = self.batch_size
                 return
-            if self._task is None or self._loop is not loop:
-                self._start(loop)
             if len(buf) >= self.batch_size:
                 self._wakeup.set()
                 self._wake_at = self.max_queue
@@ -392,21 +386,16 @@ class AnalyticsCoordinator:
                 why,
             )
 
-    # -- background ---------------------------------------------------------------------
-
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._wakeup = asyncio.Event()
-        self._drain_lock = asyncio.Lock()
+    def _ensure_started(self) -> None:
+        """Start the background tasks on the running loop (a new loop: afresh)."""
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._loop is loop:
+            return
+        self._loop, self._wakeup, self._drain_lock = loop, asyncio.Event(), asyncio.Lock()
         for delivery in self._deliveries.values():
             delivery.start()
         self._task = loop.create_task(self._pump(), name="victor-analytics-pump")
         self._wake_at = self.batch_size
-
-    def _ensure_started(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._task is None or self._loop is not loop:
-            self._start(loop)
 
     async def _pump(self) -> None:
         while True:
@@ -503,12 +492,6 @@ class AnalyticsCoordinator:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="victor-analytics-outbox")
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
-
-    def retry_delay(self, attempt: int) -> float:
-        delay = min(self.max_backoff, self.retry_backoff * 2 ** (attempt - 1))
-        return delay * (0.5 + random.random())
-
-    # -- control ------------------------------------------------------------------------
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Deliver everything emitted so far. True when it all reached every exporter
