@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -48,6 +49,7 @@ def _is_connection_error(exc: BaseException) -> bool:
         | TimeoutError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
+        | asyncpg.InternalClientError  # a connection cut in the middle of a COPY
         | asyncpg.exceptions.OperatorInterventionError
         | asyncpg.exceptions.InsufficientResourcesError,
     )
@@ -152,8 +154,9 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     restart loses nothing. A batch is COPYed into a temporary table and moved with
     ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in one transaction: a batch sent twice
     (a retry after a lost commit acknowledgement, an outbox replay) is stored once.
-    A connection error recreates the pool for the next attempt (the coordinator retries
-    with back-off); a configuration error (a missing database or privilege) is logged.
+    A connection error recreates the pool and retries (``max_retries``, with back-off), so
+    a cut connection does not make the destination look down; a configuration error (a
+    missing database or privilege) is logged and not retried here.
 
     ``migrate=False`` never runs DDL: for a role that may only write to a table a DBA
     created (with :func:`migrate_postgres` or ``victor``'s migrations). Even with the
@@ -171,6 +174,8 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         table: str = DEFAULT_TABLE,
         min_pool_size: int = 1,
         max_pool_size: int = 4,
+        max_retries: int = 3,
+        retry_backoff: float = 0.05,
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
         application_name: str = "victor-analytics",
@@ -182,6 +187,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         self.dsn, self.schema, self.table, self.migrate = dsn, schema, table, migrate
         self.destination = f"{redact_dsn(dsn)}#{schema}.{table}"
         self.min_pool_size, self.max_pool_size = min_pool_size, max(1, max_pool_size)
+        self.max_retries, self.retry_backoff = max_retries, retry_backoff
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self.application_name = application_name
         if name:
@@ -253,32 +259,37 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         )
 
     async def _store(self, payload: bytes) -> tuple[int, list[EventEncodeError], str | None]:
-        """(events stored, events refused by the server, the error when nothing was).
-        One attempt: the coordinator retries, with back-off, what failed."""
+        """(events stored, events refused by the server, the error when nothing was)."""
         if not payload:
             return 0, [], None
         asyncpg = _asyncpg()
-        try:
-            pool = await self._get_pool()
-            async with pool.acquire(timeout=self.connect_timeout) as conn:
-                await self._write(conn, payload)
-            return payload.count(b"\n"), [], None
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
-            # One bad row (or a constraint added by hand) fails the batch: find it, store
-            # the others.
-            bad = await self._write_one_by_one(payload)
-            return payload.count(b"\n") - len(bad), bad, None
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            missing = isinstance(exc, asyncpg.UndefinedTableError | asyncpg.InvalidSchemaNameError)
-            if missing and self.migrate:
-                self._ready = False  # dropped under us: migrate again
-            elif _is_config_error(exc) or missing:  # a retry cannot fix it: say so loudly
-                logger.error("PostgreSQL configuration error %s: %s", self.destination, error)
-                return 0, [], f"PostgreSQL configuration error: {error}"
-            if _is_connection_error(exc):
-                await self._reset_pool()  # every pooled connection is suspect
-            return 0, [], f"PostgreSQL: {error}"
+        error = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:  # a cut connection: a fresh one usually works at once
+                await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1) * random.random())
+            try:
+                pool = await self._get_pool()
+                async with pool.acquire(timeout=self.connect_timeout) as conn:
+                    await self._write(conn, payload)
+                return payload.count(b"\n"), [], None
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+                # One bad row (or a constraint added by hand) fails the batch: find it,
+                # store the others.
+                bad = await self._write_one_by_one(payload)
+                return payload.count(b"\n") - len(bad), bad, None
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                missing = isinstance(
+                    exc, asyncpg.UndefinedTableError | asyncpg.InvalidSchemaNameError
+                )
+                if missing and self.migrate:
+                    self._ready = False  # dropped under us: migrate again
+                elif _is_config_error(exc) or missing:  # a retry cannot fix it: say so loudly
+                    logger.error("PostgreSQL configuration error %s: %s", self.destination, error)
+                    return 0, [], f"PostgreSQL configuration error: {error}"
+                if _is_connection_error(exc):
+                    await self._reset_pool()  # every pooled connection is suspect
+        return 0, [], f"PostgreSQL: {error}"
 
     async def _write(self, conn: asyncpg.Connection, payload: bytes) -> None:
         async with conn.transaction():
