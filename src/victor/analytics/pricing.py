@@ -121,7 +121,6 @@ class PriceTable:
         self.builtin = builtin
         self.version = version or (_genai_version() if builtin else "overrides")
         self._by_model: dict[str, list[ModelPrice]] = {}
-        self._family_of: dict[str, str | None] = {}
         self._cache: dict[tuple[str, date], ModelPrice | None] = {}
         for price in prices:
             self.replace(price)
@@ -177,7 +176,6 @@ class PriceTable:
         ]
         versions.append(price)
         self._by_model[price.model] = sorted(versions, key=lambda p: p.effective_from)
-        self._family_of.clear()
         self._cache.clear()
 
     @property
@@ -190,10 +188,8 @@ class PriceTable:
         return [p for model in self.models for p in self._by_model[model]]
 
     def _family(self, name: str) -> str | None:
-        if name not in self._family_of:
-            known = [k for k in self._by_model if name == k or name.startswith(k + "-")]
-            self._family_of[name] = max(known, key=len, default=None)
-        return self._family_of[name]
+        known = [k for k in self._by_model if name == k or name.startswith(k + "-")]
+        return max(known, key=len, default=None)
 
     def price(self, model: str, at: date | datetime | None = None) -> ModelPrice | None:
         name = model.rsplit("/", 1)[-1].lower()
