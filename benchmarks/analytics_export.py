@@ -10,9 +10,9 @@ Measures, on realistic event traffic (``victor.analytics.sample``):
     its *default* settings, twice: a burst that fits the queue bound (``max_queue``,
     100,000 events: the sustained rate) and a burst of twice that (what the background
     task cannot take in time is dropped and counted: the number is shown);
-  * PostgreSQL: COPY + staging table vs ``unnest`` vs ``executemany``, by batch size, and
-    end to end with default settings, through the outbox (skipped when the server is
-    unreachable);
+  * PostgreSQL: the exporter alone (COPY into a staging table + ``INSERT ... ON CONFLICT
+    DO NOTHING``) by batch size, and end to end with default settings, through the outbox
+    (skipped when the server is unreachable);
   * the worst event-loop stall while the end-to-end exports run (a 1 ms ticker);
   * row encoding.
 Each figure is the median of ``--repeat`` runs (default 5), each on a fresh database, with
@@ -298,18 +298,17 @@ async def bench_postgres(
 
     try:
         batches = (1000,) if args.quick else (500, 1000, 2000, 5000)
-        for method in ("copy", "unnest", "executemany"):
-            for batch in batches:
+        for batch in batches:
 
-                async def alone(schema: str, method: Any = method, batch: int = batch) -> float:
-                    exporter = PostgreSQLAnalyticsExporter(args.dsn, schema=schema, method=method)
-                    try:
-                        return await exporter_rate(exporter, events, batch)
-                    finally:
-                        await exporter.shutdown()
+            async def alone(schema: str, batch: int = batch) -> float:
+                exporter = PostgreSQLAnalyticsExporter(args.dsn, schema=schema)
+                try:
+                    return await exporter_rate(exporter, events, batch)
+                finally:
+                    await exporter.shutdown()
 
-                rates = await repeat(runs, lambda alone=alone: in_schema(alone))
-                report(f"PostgreSQL `{method}`, batches of {batch}", rates.fmt("events/s"))
+            rates = await repeat(runs, lambda alone=alone: in_schema(alone))
+            report(f"PostgreSQL exporter alone, batches of {batch}", rates.fmt("events/s"))
 
         for traffic, label in (
             (
@@ -351,6 +350,6 @@ if __name__ == "__main__":
         "--dsn",
         default=os.environ.get("VICTOR_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
     )
-    parser.add_argument("--quick", action="store_true", help="one batch size per method")
+    parser.add_argument("--quick", action="store_true", help="one PostgreSQL batch size")
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
     asyncio.run(main(parser.parse_args(sys.argv[1:])))

@@ -20,7 +20,7 @@ from victor.agent.coordinators.analytics_coordinator import (
     BaseAnalyticsExporter,
     ConsoleAnalyticsExporter,
 )
-from victor.analytics import SQLiteAnalyticsExporter, ThreadedExporter
+from victor.analytics import SQLiteAnalyticsExporter
 from victor.analytics.outbox import Outbox
 from victor.protocols import AnalyticsEvent, ExportResult
 
@@ -338,12 +338,14 @@ async def test_outbox_false_sends_remote_exporters_directly(tmp_path):
 
 async def test_blocking_exporter_in_a_thread_does_not_stall_the_loop(tmp_path):
     class Blocking(Collect):
+        """A synchronous driver, run as the exporter docs say: in a thread."""
+
         async def export(self, events):
-            time.sleep(0.2)  # noqa: ASYNC251 - a synchronous driver
+            await asyncio.to_thread(time.sleep, 0.2)
             return await super().export(events)
 
     sink = Blocking("blocking")
-    coord = coordinator(tmp_path, [ThreadedExporter(sink)])
+    coord = coordinator(tmp_path, [sink])
     coord.emit(make_event())
     await asyncio.sleep(0.07)  # the export started
     start = time.perf_counter()

@@ -30,14 +30,11 @@ async def lookup_order(order_id: str) -> str:
     return f"order {order_id}: shipped"
 
 
-async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(postgres_dsn, tmp_path):
-    schema = f"victor_chat_{uuid.uuid4().hex[:12]}"
-    app = f"victor-chat-{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(postgres_dsn, timeout=10)
+def chat_with_analytics(
+    exporter: PostgreSQLAnalyticsExporter, tmp_path, seed: int
+) -> tuple[CollectingExporter, AnalyticsCoordinator, AgentOrchestrator]:
+    """An orchestrator whose events go to ``exporter`` (through the outbox) and to memory."""
     memory = CollectingExporter()
-    exporter = PostgreSQLAnalyticsExporter(
-        postgres_dsn, schema=schema, application_name=app, max_pool_size=2
-    )
     analytics = AnalyticsCoordinator(
         [exporter, memory],
         outbox_path=tmp_path / "outbox.db",
@@ -48,11 +45,22 @@ async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(post
     )
     orchestrator = AgentOrchestrator(
         settings=Settings(),
-        provider=SimulatedProvider(seed=11, latency_ms=2, tool_call_rate=0.5),
+        provider=SimulatedProvider(seed=seed, latency_ms=2, tool_call_rate=0.5),
         model="gpt-4o-mini",
         tools=[lookup_order],
         _analytics_coordinator=analytics,
     )
+    return memory, analytics, orchestrator
+
+
+async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(postgres_dsn, tmp_path):
+    schema = f"victor_chat_{uuid.uuid4().hex[:12]}"
+    app = f"victor-chat-{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_dsn, timeout=10)
+    exporter = PostgreSQLAnalyticsExporter(
+        postgres_dsn, schema=schema, application_name=app, max_pool_size=2
+    )
+    memory, analytics, orchestrator = chat_with_analytics(exporter, tmp_path, seed=11)
     done = asyncio.Event()
     kills = 0
 
@@ -97,3 +105,61 @@ async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(post
     finally:
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
+
+
+@pytest.fixture
+def throwaway_postgres(postgres_dsn):
+    from pg_server import ThrowawayPostgres
+
+    server = ThrowawayPostgres().init()
+    server.start()
+    yield server
+    server.remove()
+
+
+async def test_database_stopped_and_restarted_mid_run_every_event_exactly_once(
+    throwaway_postgres, tmp_path
+):
+    """The analytics server goes away while chats run and comes back: no chat fails, the
+    batches wait in the outbox, and every event of every turn is stored exactly once."""
+    server = throwaway_postgres
+    exporter = PostgreSQLAnalyticsExporter(server.dsn, max_pool_size=2, connect_timeout=2)
+    memory, analytics, orchestrator = chat_with_analytics(exporter, tmp_path, seed=5)
+    finished = asyncio.Event()
+
+    async def conversation(n: int) -> tuple[int, int]:
+        asked = answered = 0
+        while not finished.is_set():
+            response = await orchestrator.chat(
+                f"where is order {n}-{asked}?", session_id=f"acme:user-{n}"
+            )
+            asked += 1
+            answered += bool(response.content)
+        return asked, answered
+
+    chats = asyncio.gather(*(conversation(n) for n in range(20)))
+    try:
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(server.stop)
+        await asyncio.sleep(0.5)  # chats go on while the database is down
+        down = analytics.stats.exporters["PostgreSQLAnalyticsExporter"]
+        await asyncio.to_thread(server.start)
+        await asyncio.sleep(0.3)
+    finally:
+        finished.set()
+        turns = await chats
+    async with asyncio.timeout(60):
+        while not await analytics.flush():  # noqa: ASYNC110 - drains once the server is back
+            await asyncio.sleep(0.1)
+    await orchestrator.aclose()
+    assert down.failed_batches >= 1 and not down.healthy  # it really was down
+    asked = sum(a for a, _ in turns)
+    assert asked == sum(b for _, b in turns) and asked > 40  # no chat turn failed
+    conn = await asyncpg.connect(server.dsn, timeout=10)
+    try:
+        rows = await conn.fetch("SELECT event_id FROM victor_analytics_events")
+    finally:
+        await conn.close()
+    stored = [r["event_id"] for r in rows]
+    assert len(stored) == len(set(stored))  # none duplicated
+    assert set(stored) == {e.event_id for e in memory.events}  # none lost

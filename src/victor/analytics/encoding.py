@@ -1,20 +1,17 @@
 """Turning events into JSON lines and database rows.
 
 Events are built without validation (on the chat hot path, or by any exporter's caller),
-so anything can be in them. Every exporter goes through this module: an event
-that cannot be stored raises :class:`EventEncodeError` naming the event and the reason, and
-the exporter carries on with the rest of its batch.
+so anything can be in them. Every exporter goes through this module: an event that cannot
+be stored raises :class:`EventEncodeError` naming the event and the reason, and the
+exporter carries on with the rest of its batch.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import math
-import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
@@ -42,24 +39,11 @@ from victor.protocols.tenancy import tenant_of
 #: Columns of the events table, in the order :func:`encode_row` returns them. Reports
 #: read the extracted columns (model .. is_error); ``data`` keeps the whole payload.
 COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "type",
-    "session_id",
-    "tenant_id",
-    "experiment",
-    "variant",
-    "ts",
-    "model",
-    "tool",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cost_usd",
-    "latency_ms",
-    "is_error",
-    "data",
+    *("event_id", "type", "session_id", "tenant_id", "experiment", "variant", "ts"),
+    *("model", "tool", "input_tokens", "output_tokens", "total_tokens", "cost_usd"),
+    *("latency_ms", "is_error", "data"),
 )
-
+_TEXT_FIELDS = ("event_id", "type", "session_id", "tenant_id", "experiment", "variant")
 _INT64 = 2**63 - 1
 
 
@@ -73,22 +57,15 @@ class EventEncodeError(ValueError):
 
 
 def _default(value: Any) -> Any:
-    """JSON for the common non-JSON types; anything else is refused, never guessed."""
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | PurePath):
+    """JSON for what orjson leaves out; anything else is refused, never guessed."""
+    if isinstance(value, PurePath):
         return str(value)
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, enum.Enum):
-        return value.value
     if isinstance(value, set | frozenset):
         return sorted(value, key=repr)
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):  # pydantic models
+    if callable(dump := getattr(value, "model_dump", None)):  # pydantic models
         return dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
     raise TypeError(f"an object of type {type(value).__name__} is not JSON-serialisable")
 
 
@@ -98,41 +75,12 @@ def event_label(event: Any) -> str:
     return value if isinstance(value, str) and value else f"<no event_id: {type(event).__name__}>"
 
 
-def _text(event_id: str, field: str, value: Any, required: bool = False) -> str | None:
-    if value is None:
-        if required:
-            raise EventEncodeError(event_id, f"{field} is missing")
-        return None
-    if not isinstance(value, str):
-        raise EventEncodeError(event_id, f"{field} must be a string, not {type(value).__name__}")
-    if "\x00" in value:
-        raise EventEncodeError(event_id, f"{field} contains a NUL character")
-    if required and not value:
-        raise EventEncodeError(event_id, f"{field} is empty")
-    return value
-
-
-def _timestamp(event_id: str, value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise EventEncodeError(event_id, f"timestamp {value!r} is not ISO 8601") from None
-    if not isinstance(value, datetime):
-        raise EventEncodeError(
-            event_id, f"timestamp must be a datetime, not {type(value).__name__}"
-        )
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+    return isinstance(value, list) and any(_has_nul(v) for v in value)
 
 
 def encode_data(event_id: str, data: Any) -> str:
@@ -154,98 +102,71 @@ def encode_data(event_id: str, data: Any) -> str:
     return text
 
 
+def _checked(event: Any) -> tuple[list[str | None], datetime, Any]:
+    """The event's text fields, its aware timestamp and its data, or the reason why not."""
+    eid = event_label(event)
+    try:
+        texts = [getattr(event, name) for name in _TEXT_FIELDS]
+        ts, data = event.timestamp, event.data
+    except AttributeError as exc:
+        raise EventEncodeError(eid, f"not an analytics event ({exc})") from None
+    for index, (name, value) in enumerate(zip(_TEXT_FIELDS, texts, strict=True)):
+        required = index < 2  # event_id and type
+        if value is None and not required:
+            continue
+        if value is None:
+            raise EventEncodeError(eid, f"{name} is missing")
+        if type(value) is not str:
+            raise EventEncodeError(eid, f"{name} must be a string, not {type(value).__name__}")
+        if "\x00" in value:
+            raise EventEncodeError(eid, f"{name} contains a NUL character")
+        if required and not value:
+            raise EventEncodeError(eid, f"{name} is empty")
+    if isinstance(ts, str):
+        try:
+            ts = datetime.fromisoformat(ts)
+        except ValueError:
+            raise EventEncodeError(eid, f"timestamp {ts!r} is not ISO 8601") from None
+    if not isinstance(ts, datetime):
+        raise EventEncodeError(eid, f"timestamp must be a datetime, not {type(ts).__name__}")
+    return texts, ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC), data
+
+
 def _int(value: Any) -> int | None:
-    kind = type(value)
-    if kind is int:
+    if type(value) is int:
         return value if -_INT64 <= value <= _INT64 else None
-    if kind is float and value.is_integer() and abs(value) <= _INT64:
+    if type(value) is float and value.is_integer() and abs(value) <= _INT64:
         return int(value)
     return None
 
 
 def _float(value: Any) -> float | None:
-    kind = type(value)
-    if kind is float:
+    if type(value) is float:
         return value if math.isfinite(value) else None
-    if kind is int:
-        return float(value)
-    return None
+    return float(value) if type(value) is int else None
 
 
 def _str(value: Any) -> str | None:
     return value if type(value) is str and "\x00" not in value else None
 
 
-def _validated(event: Any) -> tuple[Any, ...]:
-    """The event's fields, checked; slow but precise about what is wrong."""
-    eid = event_label(event)
-    try:
-        return (
-            _text(eid, "event_id", event.event_id, required=True),
-            _text(eid, "type", event.type, required=True),
-            _text(eid, "session_id", event.session_id),
-            _text(eid, "tenant_id", event.tenant_id),
-            _text(eid, "experiment", event.experiment),
-            _text(eid, "variant", event.variant),
-            _timestamp(eid, event.timestamp),
-            event.data,
-        )
-    except AttributeError as exc:
-        raise EventEncodeError(eid, f"not an analytics event ({exc})") from None
-
-
-def _ok(value: Any) -> bool:
-    return value is None or (type(value) is str and "\x00" not in value)
-
-
 def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
     """One table row (see :data:`COLUMNS`). ``epoch``: the timestamp as Unix seconds
     (SQLite) instead of an aware datetime (PostgreSQL)."""
-    try:
-        event_id, etype, session_id = event.event_id, event.type, event.session_id
-        tenant_id, experiment, variant = event.tenant_id, event.experiment, event.variant
-        ts, raw = event.timestamp, event.data
-    except AttributeError:
-        event_id = None
-    if not (  # the common case, checked inline: this runs for every stored event
-        type(event_id) is str
-        and type(etype) is str
-        and event_id
-        and etype
-        and "\x00" not in event_id
-        and "\x00" not in etype
-        and _ok(session_id)
-        and _ok(tenant_id)
-        and _ok(experiment)
-        and _ok(variant)
-        and type(ts) is datetime
-        and ts.tzinfo is not None
-    ):
-        event_id, etype, session_id, tenant_id, experiment, variant, ts, raw = _validated(event)
-    data_json = encode_data(event_id, raw)
-    data: dict[str, Any] = raw or {}
-    get = data.get
-    if tenant_id is None:
-        tenant_id = tenant_of(session_id)
-    if experiment is None:
-        experiment = _str(get(EXPERIMENT))
-    if variant is None:
-        variant = _str(get(VARIANT))
-    inp = _int(get(INPUT_TOKENS))
-    out = _int(get(OUTPUT_TOKENS))
-    total = _int(get(TOTAL_TOKENS))
+    (event_id, etype, session_id, tenant_id, experiment, variant), ts, raw = _checked(event)
+    data_json = encode_data(event_id, raw)  # type: ignore[arg-type]
+    get = (raw or {}).get
+    inp, out, total = _int(get(INPUT_TOKENS)), _int(get(OUTPUT_TOKENS)), _int(get(TOTAL_TOKENS))
     if total is None and inp is not None and out is not None:
         total = inp + out
     latency = _float(get(LATENCY_MS))
-    if latency is None:
-        latency = _float(get(DURATION_MS))
     return (
         event_id,
         etype,
         session_id,
-        tenant_id,
-        experiment,
-        variant,
+        tenant_id if tenant_id is not None else tenant_of(session_id),
+        experiment if experiment is not None else _str(get(EXPERIMENT)),
+        variant if variant is not None else _str(get(VARIANT)),
         ts.timestamp() if epoch else ts,
         _str(get(MODEL)),
         _str(get(TOOL)) or _str(get(TOOL_NAME)),
@@ -253,7 +174,7 @@ def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
         out,
         total,
         _float(get(COST_USD)),
-        latency,
+        latency if latency is not None else _float(get(DURATION_MS)),
         etype == ERROR or get(IS_ERROR) is True,
         data_json,
     )
@@ -262,18 +183,11 @@ def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
 def encode_line(event: Any) -> str:
     """One JSON line (no newline) holding the whole event, or :class:`EventEncodeError`."""
     row = encode_row(event)
-    head = orjson.dumps(
-        {
-            "event_id": row[0],
-            "type": row[1],
-            "session_id": row[2],
-            "tenant_id": event.tenant_id,
-            "experiment": event.experiment,
-            "variant": event.variant,
-            "timestamp": row[6].isoformat(),
-        }
-    ).decode()
-    return f'{head[:-1]},"data":{row[15]}}}'
+    head = dict(zip(_TEXT_FIELDS, row, strict=False))
+    for name in ("tenant_id", "experiment", "variant"):  # as given, not derived
+        head[name] = getattr(event, name)
+    head["timestamp"] = row[6].isoformat()
+    return f'{orjson.dumps(head).decode()[:-1]},"data":{row[15]}}}'
 
 
 def decode_line(line: str | bytes) -> Event:
@@ -288,12 +202,7 @@ def decode_line(line: str | bytes) -> Event:
 
 def safe_repr_line(event: Any, error: str) -> str:
     """A dead-letter line: as much of the event as can be written, and why it was refused."""
-    fields = {}
-    for name in ("event_id", "type", "session_id", "tenant_id", "experiment", "variant"):
-        value = getattr(event, name, None)
-        fields[name] = value if isinstance(value, str | None) else repr(value)
-    ts = getattr(event, "timestamp", None)
-    fields["timestamp"] = ts.isoformat() if isinstance(ts, datetime) else repr(ts)
+    fields: dict[str, Any] = {f: getattr(event, f, None) for f in (*_TEXT_FIELDS, "timestamp")}
     try:
         fields["data"] = json.loads(encode_data(event_label(event), getattr(event, "data", None)))
     except EventEncodeError:

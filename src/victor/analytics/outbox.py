@@ -1,11 +1,12 @@
 """The outbox: batches waiting for a remote destination, in a local SQLite file.
 
 Each batch bound for a remote exporter (PostgreSQL, OpenTelemetry...) is written here in one
-transaction, one row per destination, before anything is sent; a forwarder per destination
-sends the rows in order and deletes each once the destination took it. A destination that
-is down, a process that is killed: the rows wait, and the next forwarder (in this process or
-the next one) sends them. Destinations store an event once per ``event_id``, so a batch sent
-again after a lost acknowledgement does no harm.
+transaction, one row per destination, encoded as that destination sends it (PostgreSQL: the
+lines of a ``COPY``), before anything is sent. A forwarder per destination sends the rows in
+order and deletes each once the destination took it. A destination that is down, a process
+that is killed: the rows wait, and the next forwarder (in this process or the next one)
+sends them. Destinations store an event once per ``event_id``, so a batch sent again after a
+lost acknowledgement does no harm.
 
 Durability is SQLite's: WAL with ``synchronous=NORMAL`` survives a killed process; a power
 loss may take the last transactions (``synchronous="FULL"`` keeps them, at a cost).
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "destination TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, events BLOB NOT NULL)",
+    "destination TEXT NOT NULL, events BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS outbox_destination ON outbox (destination, id)",
     "CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY, destination TEXT NOT NULL, "
     "at REAL NOT NULL, error TEXT NOT NULL, event TEXT NOT NULL)",
@@ -31,11 +32,10 @@ _SCHEMA = (
 
 
 class Batch(NamedTuple):
-    """The oldest waiting batch of a destination: its row id, tries so far, JSON lines."""
+    """The oldest waiting batch of a destination: its row id and its bytes."""
 
     id: int
-    attempts: int
-    lines: list[bytes]
+    payload: bytes
 
 
 class DestinationStatus(NamedTuple):
@@ -67,32 +67,25 @@ class Outbox:
             self._conn = conn
         return self._conn
 
-    def put(self, destinations: Sequence[str], lines: Sequence[bytes]) -> None:
-        """One batch for each destination, in one transaction."""
-        blob = b"\n".join(lines)
+    def put(self, batches: Sequence[tuple[str, bytes]]) -> None:
+        """One batch for each destination, ``(destination, payload)``, in one transaction."""
         with self._db() as conn:
-            conn.executemany(
-                "INSERT INTO outbox (destination, events) VALUES (?, ?)",
-                [(d, blob) for d in destinations],
-            )
+            conn.executemany("INSERT INTO outbox (destination, events) VALUES (?, ?)", batches)
 
-    def oldest(self, destination: str) -> Batch | None:
-        row = (
-            self._db()
-            .execute(
-                "SELECT id, attempts, events FROM outbox WHERE destination = ? ORDER BY id LIMIT 1",
-                (destination,),
-            )
-            .fetchone()
+    def oldest(self, destination: str, limit: int = 1) -> list[Batch]:
+        """The destination's oldest waiting batches, at most ``limit``, in order."""
+        rows = self._db().execute(
+            "SELECT id, events FROM outbox WHERE destination = ? ORDER BY id LIMIT ?",
+            (destination, limit),
         )
-        return None if row is None else Batch(row[0], row[1], bytes(row[2]).split(b"\n"))
+        return [Batch(row[0], bytes(row[1])) for row in rows]
 
-    def done(self, batch_id: int) -> None:
+    def done(self, batch_ids: Sequence[int]) -> None:
         with self._db() as conn:
-            conn.execute("DELETE FROM outbox WHERE id = ?", (batch_id,))
+            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in batch_ids])
 
     def reject(self, destination: str, entries: Sequence[tuple[str, str]]) -> None:
-        """Keep events refused for good: (event as JSON, why)."""
+        """Keep events refused for good: (the event as text, why)."""
         now = time.time()
         with self._db() as conn:
             conn.executemany(

@@ -121,7 +121,6 @@ class PriceTable:
         self.builtin = builtin
         self.version = version or (_genai_version() if builtin else "overrides")
         self._by_model: dict[str, list[ModelPrice]] = {}
-        self._family_of: dict[str, str | None] = {}
         self._cache: dict[tuple[str, date], ModelPrice | None] = {}
         for price in prices:
             self.replace(price)
@@ -130,20 +129,22 @@ class PriceTable:
 
     @classmethod
     def from_config(
-        cls, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, builtin: bool = True
+        cls,
+        config: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+        *,
+        builtin: bool = True,
+        source: str = "config",
     ) -> PriceTable:
         """Overrides from ``{"version": ..., "prices": [{model, input, output, ...}]}``,
         ``{"models": {name: {input, output, ...} or [dated entries]}}`` or a bare list."""
         table = cls(builtin=builtin)
-        table.load(config)
+        table.load(config, source=source)
         return table
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, builtin: bool = True) -> PriceTable:
         """Overrides from a YAML (``.yaml``/``.yml``) or JSON file; see :meth:`from_config`."""
-        table = cls(builtin=builtin)
-        table.load(_read_config(Path(path)), source=str(path))
-        return table
+        return cls.from_config(_read_config(Path(path)), builtin=builtin, source=str(path))
 
     def load(
         self, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, source: str = "config"
@@ -175,7 +176,6 @@ class PriceTable:
         ]
         versions.append(price)
         self._by_model[price.model] = sorted(versions, key=lambda p: p.effective_from)
-        self._family_of.clear()
         self._cache.clear()
 
     @property
@@ -188,10 +188,8 @@ class PriceTable:
         return [p for model in self.models for p in self._by_model[model]]
 
     def _family(self, name: str) -> str | None:
-        if name not in self._family_of:
-            known = [k for k in self._by_model if name == k or name.startswith(k + "-")]
-            self._family_of[name] = max(known, key=len, default=None)
-        return self._family_of[name]
+        known = [k for k in self._by_model if name == k or name.startswith(k + "-")]
+        return max(known, key=len, default=None)
 
     def price(self, model: str, at: date | datetime | None = None) -> ModelPrice | None:
         name = model.rsplit("/", 1)[-1].lower()
@@ -212,8 +210,7 @@ class PriceTable:
         self, model: str | None, usage: Usage, at: date | datetime | None = None
     ) -> float | None:
         """USD for ``usage`` on ``model``, or None when the model is unpriced."""
-        price = self.price(model, at) if model else None
-        return None if price is None else price.cost(usage)
+        return self.quote(model, usage, at).cost_usd
 
     def quote(
         self, model: str | None, usage: Usage, at: date | datetime | None = None

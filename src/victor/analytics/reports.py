@@ -1,17 +1,16 @@
-"""The read side: aggregates over the events table, the same API on SQLite and PostgreSQL.
+"""The read side: aggregates over the events table, the same SQL on SQLite and PostgreSQL.
 
 ``AnalyticsReader.from_url(...)`` then ``await reader.summary(since="24h", by="model")``:
 counts, tokens, cost, latency percentiles and error rate per model, tool, tenant,
-experiment, variant or time bucket. Percentiles are nearest-rank (``percentile_disc``) on
-both stores, so both give the same numbers for the same events.
+experiment, variant or time bucket. Percentiles are nearest-rank, computed by the same
+window functions on both stores, so both give the same numbers for the same events.
 
 What counts: tokens and cost come from ``token_usage`` events (``unpriced`` counts those
 without a price: the cost shown then is a lower bound, never a silent $0; ``cost_usd`` is
 None for a group where nothing was priced). Naive datetimes are UTC, for ``since`` and
-``until`` alike. Latency is
-that of model calls when grouping by model, of tool calls by tool, of chat turns
-otherwise. ``error_rate`` = (error events + failed tool calls) / (model calls + tool calls
-+ error events).
+``until`` alike. Latency is that of model calls when grouping by model, of tool calls by
+tool, of chat turns otherwise. ``error_rate`` = (error events + failed tool calls) /
+(model calls + tool calls + error events).
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,8 @@ DIMENSIONS = {
     "session": "session_id",
 }
 PERCENTILES = (0.5, 0.95, 0.99)
+Rows = list[Sequence[Any]]
+Params = tuple[Any, ...]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -122,7 +124,7 @@ _AGGREGATES = f"""
     SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN total_tokens END),
     SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN cost_usd END),
     SUM(CASE WHEN type = '{TOKEN_USAGE}' AND cost_usd IS NULL THEN 1 ELSE 0 END),
-    AVG(CASE WHEN type = {{lat}} THEN latency_ms END),
+    AVG(CASE WHEN type = {{p}}3 THEN latency_ms END),
     COUNT(CASE WHEN type = '{TOKEN_USAGE}' THEN cost_usd END)"""
 
 
@@ -142,10 +144,23 @@ def _dims(by: str | Sequence[str] | None) -> list[str]:
     return dims
 
 
-class AnalyticsReader:
+def _row(key: tuple[Any, ...], agg: Sequence[Any], pct: Sequence[Any]) -> SummaryRow:
+    priced = int(agg[12] or 0)  # COUNT(cost_usd): 0 means no cost is known, not $0
+    return SummaryRow(
+        key,
+        *(int(v or 0) for v in agg[:9]),
+        float(agg[9] or 0.0) if priced else None,
+        int(agg[10] or 0),
+        None if agg[11] is None else float(agg[11]),
+        *(None if v is None else float(v) for v in pct),
+    )
+
+
+class AnalyticsReader(ABC):
     """Reads an analytics store written by the SQLite or PostgreSQL exporter."""
 
     dialect = "base"
+    placeholder = "?"  # numbered: ?1 (SQLite), $1 (PostgreSQL)
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
         ident(table)
@@ -167,8 +182,6 @@ class AnalyticsReader:
             text = text[len("sqlite://") :]
         return SQLiteReader(Path(text).expanduser(), table=table or DEFAULT_TABLE)
 
-    # -- the public API -------------------------------------------------------------------
-
     async def summary(
         self,
         since: str | timedelta | datetime | None = "24h",
@@ -183,7 +196,17 @@ class AnalyticsReader:
         dims = _dims(by)
         start, end = parse_since(since), parse_until(until)
         seconds = max(1, int(parse_duration(bucket).total_seconds()))
-        rows = await self._query(dims, start, end, seconds, _latency_type(dims, latency_of))
+        keys = [self._bucket(seconds) if d == "bucket" else DIMENSIONS[d] for d in dims]
+        agg_sql, pct_sql = self._sql(keys)
+        params = (self._time(start), self._time(end), _latency_type(dims, latency_of))
+        aggregates, pct_rows = await self._fetch(agg_sql, pct_sql, params)
+        width = len(keys)
+        percentiles = {tuple(r[:width]): r[width:] for r in pct_rows}
+        rows = [
+            _row(self._key(dims, r[:width]), r[width:], percentiles.get(tuple(r[:width]), ()))
+            for r in aggregates
+            if r[width]  # COUNT(*) = 0: an empty window without GROUP BY
+        ]
         if "bucket" in dims:
             index = dims.index("bucket")
             rows.sort(key=lambda r: (r.key[index], -r.events))
@@ -205,7 +228,46 @@ class AnalyticsReader:
     ) -> list[SummaryRow]:
         return await self.summary(since, until, by="bucket", bucket=bucket)
 
-    async def aclose(self) -> None:
+    def _sql(self, keys: list[str]) -> tuple[str, str]:
+        """The aggregates and the percentiles (nearest rank: the first value whose rank
+        reaches p * n) over ``ts`` in [p1, p2), latency of type p3, grouped by ``keys``."""
+        p = self.placeholder
+        cols = [f"{expr} AS k{i}" for i, expr in enumerate(keys)]
+        names = [f"k{i}" for i in range(len(keys))]
+        group = f"GROUP BY {', '.join(names)}" if keys else ""
+        partition = f"PARTITION BY {', '.join(keys)}" if keys else ""
+        where = f"FROM {self._target} WHERE ts >= {p}1 AND ts < {p}2"
+        aggregates = _AGGREGATES.format(p=p)
+        agg_sql = f"SELECT {', '.join([*cols, aggregates])} {where} {group}"
+        picks = [f"MIN(CASE WHEN rn >= {q} * n THEN latency_ms END)" for q in PERCENTILES]
+        ranked = ", ".join([*cols, "latency_ms"])
+        pct_sql = (
+            f"SELECT {', '.join([*names, *picks])} FROM (SELECT {ranked}, "
+            f"ROW_NUMBER() OVER ({partition} ORDER BY latency_ms) AS rn, "
+            f"COUNT(*) OVER ({partition}) AS n {where} AND type = {p}3 "
+            f"AND latency_ms IS NOT NULL) AS ranked {group}"
+        )
+        return agg_sql, pct_sql
+
+    def _key(self, dims: list[str], values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(values)
+
+    @property
+    def _target(self) -> str:
+        return ident(self.table)
+
+    def _time(self, value: datetime) -> Any:
+        return value
+
+    @abstractmethod
+    def _bucket(self, seconds: int) -> str:
+        """The SQL of a time bucket ``seconds`` wide."""
+
+    @abstractmethod
+    async def _fetch(self, agg_sql: str, pct_sql: str, params: Params) -> tuple[Rows, Rows]:
+        """The rows of both queries."""
+
+    async def aclose(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the connection."""
 
     async def __aenter__(self) -> AnalyticsReader:
@@ -213,31 +275,6 @@ class AnalyticsReader:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    # -- per store ------------------------------------------------------------------------
-
-    async def _query(
-        self, dims: list[str], start: datetime, end: datetime, seconds: int, lat: str
-    ) -> list[SummaryRow]:
-        raise NotImplementedError
-
-    def _key_exprs(self, dims: list[str], seconds: int) -> list[str]:
-        return [self._bucket(seconds) if d == "bucket" else DIMENSIONS[d] for d in dims]
-
-    def _bucket(self, seconds: int) -> str:
-        raise NotImplementedError
-
-    @staticmethod
-    def _row(key: tuple[Any, ...], agg: Sequence[Any], pct: Sequence[Any]) -> SummaryRow:
-        priced = int(agg[12] or 0)  # COUNT(cost_usd): 0 means no cost is known, not $0
-        return SummaryRow(
-            key,
-            *(int(v or 0) for v in agg[:9]),
-            float(agg[9] or 0.0) if priced else None,
-            int(agg[10] or 0),
-            None if agg[11] is None else float(agg[11]),
-            *(None if v is None else float(v) for v in pct),
-        )
 
 
 class SQLiteReader(AnalyticsReader):
@@ -252,59 +289,32 @@ class SQLiteReader(AnalyticsReader):
     def _bucket(self, seconds: int) -> str:
         return f"(CAST(ts / {seconds} AS INTEGER) * {seconds})"
 
-    async def _query(
-        self, dims: list[str], start: datetime, end: datetime, seconds: int, lat: str
-    ) -> list[SummaryRow]:
-        return await asyncio.to_thread(self._run, dims, start, end, seconds, lat)
+    def _time(self, value: datetime) -> float:
+        return value.timestamp()
 
-    def _run(
-        self, dims: list[str], start: datetime, end: datetime, seconds: int, lat: str
-    ) -> list[SummaryRow]:
+    def _key(self, dims: list[str], values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            datetime.fromtimestamp(v, UTC) if d == "bucket" else v
+            for d, v in zip(dims, values, strict=True)
+        )
+
+    async def _fetch(self, agg_sql: str, pct_sql: str, params: Params) -> tuple[Rows, Rows]:
+        return await asyncio.to_thread(self._run, agg_sql, pct_sql, params)
+
+    def _run(self, agg_sql: str, pct_sql: str, params: Params) -> tuple[Rows, Rows]:
         if not self.path.exists():
             raise FileNotFoundError(f"no analytics database at {self.path}")
-        keys = self._key_exprs(dims, seconds)
-        cols = [f"{expr} AS k{i}" for i, expr in enumerate(keys)]
-        group = f"GROUP BY {', '.join(f'k{i}' for i in range(len(keys)))}" if keys else ""
-        t = ident(self.table)
-        where = "ts >= ? AND ts < ?"
-        agg_sql = (
-            f"SELECT {', '.join([*cols, _AGGREGATES.format(lat='?')])} "
-            f"FROM {t} WHERE {where} {group}"
-        )
-        partition = f"PARTITION BY {', '.join(keys)}" if keys else ""
-        picks = ", ".join(f"MIN(CASE WHEN rn >= {p} * n THEN latency_ms END)" for p in PERCENTILES)
-        pct_sql = (
-            f"SELECT {', '.join([*(f'k{i}' for i in range(len(keys))), picks])} FROM ("
-            f"SELECT {', '.join([*cols, 'latency_ms'])}, "
-            f"ROW_NUMBER() OVER ({partition} ORDER BY latency_ms) AS rn, "
-            f"COUNT(*) OVER ({partition}) AS n "
-            f"FROM {t} WHERE {where} AND type = ? AND latency_ms IS NOT NULL) {group}"
-        )
-        params = (start.timestamp(), end.timestamp())
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
         try:
-            aggregates = conn.execute(agg_sql, (lat, *params)).fetchall()
-            percentiles = {
-                tuple(r[: len(keys)]): r[len(keys) :]
-                for r in conn.execute(pct_sql, (*params, lat)).fetchall()
-            }
+            return conn.execute(agg_sql, params).fetchall(), conn.execute(
+                pct_sql, params
+            ).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 raise LookupError(f"{self.path} has no table {self.table!r}") from None
             raise
         finally:
             conn.close()
-        result = []
-        for row in aggregates:
-            key = tuple(row[: len(keys)])
-            if not row[len(keys)]:
-                continue  # COUNT(*) = 0: an empty window without GROUP BY
-            pct = percentiles.get(key, (None,) * len(PERCENTILES))
-            if "bucket" in dims:
-                i = dims.index("bucket")
-                key = (*key[:i], datetime.fromtimestamp(key[i], UTC), *key[i + 1 :])
-            result.append(self._row(key, row[len(keys) :], pct))
-        return result
 
 
 class PostgresReader(AnalyticsReader):
@@ -312,6 +322,7 @@ class PostgresReader(AnalyticsReader):
     dashboard asking for several summaries at once) each get their own connection."""
 
     dialect = "postgresql"
+    placeholder = "$"
 
     def __init__(
         self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE, max_size: int = 4
@@ -322,51 +333,26 @@ class PostgresReader(AnalyticsReader):
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
 
-    async def _get_pool(self) -> Any:
-        async with self._pool_lock:  # one pool, however many calls start at once
-            if self._pool is None:
-                import asyncpg
-
-                self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=0, max_size=self.max_size, timeout=10
-                )
-            return self._pool
+    @property
+    def _target(self) -> str:
+        return f"{ident(self.schema)}.{ident(self.table)}"
 
     def _bucket(self, seconds: int) -> str:
         return f"to_timestamp(floor(extract(epoch FROM ts) / {seconds}) * {seconds})"
 
-    async def _query(
-        self, dims: list[str], start: datetime, end: datetime, seconds: int, lat: str
-    ) -> list[SummaryRow]:
+    async def _fetch(self, agg_sql: str, pct_sql: str, params: Params) -> tuple[Rows, Rows]:
         import asyncpg
 
-        pool = await self._get_pool()
-        keys = self._key_exprs(dims, seconds)
-        cols = [f"{expr} AS k{i}" for i, expr in enumerate(keys)]
-        group = f"GROUP BY {', '.join(f'k{i}' for i in range(len(keys)))}" if keys else ""
-        pct = (
-            f"percentile_disc(ARRAY{list(PERCENTILES)}::float8[]) WITHIN GROUP "
-            "(ORDER BY latency_ms) FILTER (WHERE type = $3 AND latency_ms IS NOT NULL)"
-        )
-        sql = (
-            f"SELECT {', '.join([*cols, _AGGREGATES.format(lat='$3'), pct])} "
-            f"FROM {ident(self.schema)}.{ident(self.table)} "
-            f"WHERE ts >= $1 AND ts < $2 {group}"
-        )
+        async with self._pool_lock:  # one pool, however many calls start at once
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=0, max_size=self.max_size, timeout=10
+                )
         try:
-            async with pool.acquire() as conn:
-                records = await conn.fetch(sql, start, end, lat)
+            async with self._pool.acquire() as conn:
+                return await conn.fetch(agg_sql, *params), await conn.fetch(pct_sql, *params)
         except asyncpg.UndefinedTableError:
             raise LookupError(f"no table {self.schema}.{self.table} in the database") from None
-        result = []
-        for record in records:
-            values = list(record)
-            if not values[len(keys)]:
-                continue
-            key = tuple(values[: len(keys)])
-            pct_values = values[-1] or [None] * len(PERCENTILES)
-            result.append(self._row(key, values[len(keys) : -1], pct_values))
-        return result
 
     async def aclose(self) -> None:
         async with self._pool_lock:

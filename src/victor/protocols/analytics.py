@@ -86,7 +86,7 @@ class IAnalyticsExporter(ABC):
     """Sends batches of events somewhere (a database, a file, a dashboard).
 
     ``export`` runs on the chat's event loop: it must not block (run a synchronous
-    driver in a thread, or wrap the exporter in ``ThreadedExporter``). It is called with
+    driver with ``asyncio.to_thread``). It is called with
     one batch at a time, an immutable sequence shared with other exporters.
     """
 

@@ -28,9 +28,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import time
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -38,12 +36,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from victor.analytics.encoding import decode_line, encode_line, event_label, safe_repr_line
+from victor.analytics.delivery import Batch, Delivery, to_models
+from victor.analytics.encoding import EventEncodeError, event_label, safe_repr_line
 from victor.analytics.exporters.base import BaseAnalyticsExporter
 from victor.analytics.exporters.console import ConsoleAnalyticsExporter
 from victor.analytics.outbox import Outbox
 from victor.analytics.stats import AnalyticsStats, ExporterStats
-from victor.protocols.analytics import AnalyticsEvent, ExportResult, IAnalyticsExporter
+from victor.protocols.analytics import IAnalyticsExporter
 
 logger = logging.getLogger("victor.analytics")
 
@@ -54,187 +53,6 @@ __all__ = [
     "ConsoleAnalyticsExporter",
     "ExporterStats",
 ]
-
-Batch = tuple[Any, ...]
-
-
-def _to_models(batch: Batch) -> Batch:
-    """Public ``AnalyticsEvent`` models for exporters that did not ask for records."""
-    return tuple(e if isinstance(e, AnalyticsEvent) else e.to_model() for e in batch)
-
-
-def _encode(batch: Batch) -> tuple[list[bytes], list[tuple[str, str]]]:
-    """JSON lines for the outbox, and the events that cannot be stored (and why)."""
-    lines, bad = [], []
-    for event in batch:
-        try:
-            lines.append(encode_line(event).encode())
-        except Exception as exc:
-            bad.append((safe_repr_line(event, str(exc)), str(exc)))
-    return lines, bad
-
-
-def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch, str | None]:
-    """(rejected for good, worth retrying, error) after an export; see ExportResult."""
-    if not isinstance(result, ExportResult) or (
-        result.success and not result.failed_event_ids and not result.rejected_event_ids
-    ):
-        return (), (), None
-    rejected_ids = set(result.rejected_event_ids)
-    failed_ids = set(result.failed_event_ids) - rejected_ids
-    if result.success:  # "success" means: do not retry
-        rejected_ids |= failed_ids
-        failed_ids = set()
-    rejected = tuple(e for e in events if event_label(e) in rejected_ids)
-    retry = tuple(e for e in events if event_label(e) in failed_ids)
-    if not result.success and not rejected and not retry:  # no usable ids: all failed
-        return (), tuple(events), result.error or "export failed"
-    return rejected, retry, result.error
-
-
-class _Delivery:
-    """One exporter's queue (local) or forwarder (remote), its task and counters."""
-
-    def __init__(self, coordinator: AnalyticsCoordinator, exporter: Any, name: str) -> None:
-        self.coordinator, self.exporter, self.name = coordinator, exporter, name
-        self.remote = coordinator.use_outbox and getattr(exporter, "outbox", False) is True
-        self.takes_records = getattr(exporter, "takes_records", False) is True
-        destination = getattr(exporter, "destination", None)
-        self.key = destination if isinstance(destination, str) and destination else name
-        self.stats = ExporterStats(name)
-        self.queue: deque[Batch] = deque()
-        self.written = 0  # outbox writes for this destination, to tell a stale "empty"
-        self.backoff = 0.0
-        self.closing = False
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.wake, self.idle, self.stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        if self.closing:
-            self.stop.set()
-        run = self._forward if self.remote else self._deliver_queue
-        self.task = asyncio.get_running_loop().create_task(run(), name=f"analytics:{self.name}")
-
-    def offer(self, batch: Batch) -> None:
-        if self.stats.queued + len(batch) > self.coordinator.max_queue:
-            self.coordinator.count_drop(self.stats, len(batch), "its queue is full")
-            return
-        self.queue.append(batch)
-        self.stats.queued += len(batch)
-        self.idle.clear()
-        self.wake.set()
-
-    def outboxed(self, good: int, bad: list[tuple[str, str]]) -> None:
-        self.stats.outboxed += good
-        self.reject_count(len(bad), bad[0][1] if bad else None)
-        self.written += 1
-        self.idle.clear()
-        self.wake.set()
-
-    def close(self) -> None:
-        self.closing = True
-        if self.task is not None:
-            self.stop.set()
-            self.wake.set()
-
-    def reject_count(self, n: int, error: str | None) -> None:
-        if n:
-            self.stats.rejected += n
-            logger.error("analytics exporter %s rejected %d event(s): %s", self.name, n, error)
-
-    async def _export(self, events: Sequence[Any]) -> tuple[Batch, Batch, str | None]:
-        """One export call, bounded by ``export_timeout``, classified."""
-        timeout = asyncio.timeout(self.coordinator.export_timeout)
-        try:
-            async with timeout:
-                result = await self.exporter.export(events)
-        except Exception as exc:
-            if (task := asyncio.current_task()) is not None and task.cancelling():
-                raise asyncio.CancelledError from exc  # asked to stop while it failed
-            error = f"export timed out after {self.coordinator.export_timeout}s"
-            if not timeout.expired():
-                error = f"{type(exc).__name__}: {exc}"
-            return (), tuple(events), error
-        return _classify(result, events)
-
-    async def _send(self, events: Sequence[Any]) -> tuple[Sequence[Any], str | None]:
-        """Export with retries. Returns what is left because nothing went through (the
-        exporter looks down) and the last error. Events an exporter that works keeps
-        refusing are rejected after the retries."""
-        coordinator = self.coordinator
-        progressed, error = False, None
-        for attempt in range(coordinator.max_retries + 1):
-            if attempt:
-                self.stats.retries += 1
-                await asyncio.sleep(coordinator.retry_delay(attempt))
-            rejected, retry, error = await self._export(events)
-            self.stats.exported += len(events) - len(rejected) - len(retry)
-            progressed = progressed or len(retry) < len(events)
-            await coordinator.reject(self, rejected, error)
-            events = retry
-            if not events:
-                break
-        if events and progressed:
-            await coordinator.reject(self, events, f"refused {attempt + 1}x: {error}")
-            events = ()
-        if not events:
-            self.stats.healthy = True
-        return events, error
-
-    def _down(self, error: str | None) -> None:
-        self.stats.failed_batches += 1
-        self.stats.healthy, self.stats.last_error = False, error
-        logger.warning("analytics exporter %s failed: %s", self.name, error)
-
-    # -- local exporters: a bounded in-memory queue ----------------------------------------
-
-    async def _deliver_queue(self) -> None:
-        coordinator = self.coordinator
-        while True:
-            while not self.queue:
-                self.idle.set()
-                if self.closing:
-                    return
-                await self.wake.wait()
-                self.wake.clear()
-            batch = self.queue[0]  # left in the queue while in flight: counted as queued
-            left, error = await self._send(batch if self.takes_records else _to_models(batch))
-            self.queue.popleft()
-            self.stats.queued -= len(batch)
-            if left:
-                self._down(error)
-                coordinator.count_drop(self.stats, len(left), f"it failed: {error}")
-
-    # -- remote exporters: a forwarder draining the outbox ---------------------------------
-
-    async def _forward(self) -> None:
-        coordinator = self.coordinator
-        while True:
-            written = self.written
-            batch, events = await coordinator.io(coordinator.read_outbox, self.key)
-            if batch is None:
-                if written == self.written:  # no write landed while we looked
-                    self.idle.set()
-                if self.closing:
-                    return
-                await self.wake.wait()
-                self.wake.clear()
-                continue
-            left, error = await self._send(events if self.takes_records else _to_models(events))
-            if not left:
-                await coordinator.io(coordinator.outbox.done, batch.id)
-                self.backoff = 0.0
-                continue
-            self._down(error)
-            self.idle.set()  # flush() does not wait for a destination that is down
-            if self.closing:
-                return  # what is left waits in the outbox for the next start
-            self.backoff = min(
-                coordinator.max_backoff, max(coordinator.retry_backoff, 2 * self.backoff)
-            )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.backoff * (0.5 + random.random())):
-                    await self.stop.wait()
 
 
 class AnalyticsCoordinator:
@@ -273,14 +91,11 @@ class AnalyticsCoordinator:
         self.use_outbox = outbox
         self._outbox_path = outbox_path
         self._outbox: Outbox | None = None
-        self.max_retries, self.retry_backoff, self.max_backoff = (
-            max_retries,
-            retry_backoff,
-            max_backoff,
-        )
+        self.max_retries, self.retry_backoff = max_retries, retry_backoff
+        self.max_backoff = max_backoff
         self.export_timeout, self.close_timeout = export_timeout, close_timeout
-        self._deliveries: dict[int, _Delivery] = {}
-        self._retired: list[_Delivery] = []
+        self._deliveries: dict[int, Delivery] = {}
+        self._retired: list[Delivery] = []
         self._buf: list[Any] = []
         self._wake_at = 1  # emit() takes its slow path at this length (1: start the task)
         self._emitted = self._dropped = 0
@@ -289,8 +104,6 @@ class AnalyticsCoordinator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
-
-    # -- the hot path -------------------------------------------------------------------
 
     @property
     def enabled(self) -> bool:
@@ -318,12 +131,10 @@ class AnalyticsCoordinator:
                 self.count_drop(None, 1, f"{self.max_queue} events already wait")
                 return
             try:
-                loop = asyncio.get_running_loop()
+                self._ensure_started()
             except RuntimeError:  # no loop yet: keep them until one runs (bounded)
                 self._wake_at = self.batch_size
                 return
-            if self._task is None or self._loop is not loop:
-                self._start(loop)
             if len(buf) >= self.batch_size:
                 self._wakeup.set()
                 self._wake_at = self.max_queue
@@ -347,21 +158,16 @@ class AnalyticsCoordinator:
                 why,
             )
 
-    # -- background ---------------------------------------------------------------------
-
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._wakeup = asyncio.Event()
-        self._drain_lock = asyncio.Lock()
+    def _ensure_started(self) -> None:
+        """Start the background tasks on the running loop (a new loop: afresh)."""
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._loop is loop:
+            return
+        self._loop, self._wakeup, self._drain_lock = loop, asyncio.Event(), asyncio.Lock()
         for delivery in self._deliveries.values():
             delivery.start()
         self._task = loop.create_task(self._pump(), name="victor-analytics-pump")
         self._wake_at = self.batch_size
-
-    def _ensure_started(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._task is None or self._loop is not loop:
-            self._start(loop)
 
     async def _pump(self) -> None:
         while True:
@@ -390,7 +196,7 @@ class AnalyticsCoordinator:
                     n += 1
                     name = f"{base}-{n}"
                 taken.add(name)
-                delivery = self._deliveries[key] = _Delivery(self, exporter, name)
+                delivery = self._deliveries[key] = Delivery(self, exporter, name)
                 if self._task is not None:
                     delivery.start()
 
@@ -409,32 +215,38 @@ class AnalyticsCoordinator:
                 for delivery in deliveries:
                     if not delivery.remote:
                         if not delivery.takes_records and models is None:
-                            models = _to_models(batch)
+                            models = to_models(batch)
                         delivery.offer(batch if delivery.takes_records else models)
                 if remote:
                     await self._to_outbox(batch, remote)
 
-    async def _to_outbox(self, batch: Batch, remote: list[_Delivery]) -> None:
+    async def _to_outbox(self, batch: Batch, remote: list[Delivery]) -> None:
         try:
-            lines, bad = await self.io(self._write_outbox, batch, [d.key for d in remote])
+            rejected = await self.io(self._write_outbox, batch, remote)
         except Exception as exc:
             for delivery in remote:
                 self.count_drop(delivery.stats, len(batch), f"the outbox failed: {exc}")
             return
+        for delivery, bad in zip(remote, rejected, strict=True):
+            delivery.outboxed(len(batch) - len(bad), bad)
+
+    def _write_outbox(self, batch: Batch, remote: list[Delivery]) -> list[list[Any]]:
+        """Each destination's encoding of the batch, in one transaction (on the outbox
+        thread); events that cannot be encoded go to the ``rejected`` table."""
+        encoded: dict[Any, tuple[bytes, list[EventEncodeError]]] = {}
         for delivery in remote:
-            delivery.outboxed(len(lines), bad)
-
-    def _write_outbox(self, batch: Batch, keys: list[str]) -> tuple[list[bytes], list[Any]]:
-        lines, bad = _encode(batch)
-        if lines:
-            self.outbox.put(keys, lines)
-        for key in keys if bad else ():
-            self.outbox.reject(key, bad)
-        return lines, bad
-
-    def read_outbox(self, key: str) -> tuple[Any, Batch]:
-        batch = self.outbox.oldest(key)
-        return batch, () if batch is None else tuple(decode_line(line) for line in batch.lines)
+            if delivery.encode not in encoded:
+                encoded[delivery.encode] = delivery.encode(batch)
+        rows = [(d.key, encoded[d.encode][0]) for d in remote if encoded[d.encode][0]]
+        if rows:
+            self.outbox.put(rows)
+        rejected = [encoded[d.encode][1] for d in remote]
+        if any(rejected):
+            by_id = {event_label(e): e for e in batch}
+            for delivery, bad in zip(remote, rejected, strict=True):
+                entries = [(safe_repr_line(by_id.get(e.event_id), str(e)), str(e)) for e in bad]
+                self.outbox.reject(delivery.key, entries)
+        return rejected
 
     @property
     def outbox(self) -> Outbox:
@@ -452,23 +264,6 @@ class AnalyticsCoordinator:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="victor-analytics-outbox")
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
-
-    def retry_delay(self, attempt: int) -> float:
-        delay = min(self.max_backoff, self.retry_backoff * 2 ** (attempt - 1))
-        return delay * (0.5 + random.random())
-
-    async def reject(self, delivery: _Delivery, events: Sequence[Any], error: str | None) -> None:
-        """Count, log and keep (in the outbox's ``rejected`` table) refused events."""
-        if not events:
-            return
-        delivery.reject_count(len(events), error)
-        if self.use_outbox:
-            why = error or "rejected by the exporter"
-            entries = [(safe_repr_line(e, why), why) for e in events]
-            with contextlib.suppress(Exception):  # logged and counted already
-                await self.io(self.outbox.reject, delivery.key, entries)
-
-    # -- control ------------------------------------------------------------------------
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Deliver everything emitted so far. True when it all reached every exporter

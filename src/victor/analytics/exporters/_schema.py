@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 
-from victor.analytics.encoding import COLUMNS
-
 DEFAULT_TABLE = "victor_analytics_events"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -21,8 +19,8 @@ def ident(name: str) -> str:
     return f'"{name}"'
 
 
-#: Names derived from the table's: its indexes, its view, its migrations table.
-DERIVED_SUFFIXES = ("_ts", "_v", "_type_ts", "_schema_version")
+#: The longest suffix of a name derived from the table's (indexes, view, migrations).
+_LONGEST_SUFFIX = "_schema_version"
 
 
 def check_table(table: str) -> str:
@@ -30,12 +28,11 @@ def check_table(table: str) -> str:
     past 63 bytes, so a long table name would break its ``_schema_version`` table):
     a clear error when the exporter is built, not a failure at every export."""
     ident(table)
-    longest = max(DERIVED_SUFFIXES, key=len)
-    if len(table) + len(longest) > 63:
+    if len(table + _LONGEST_SUFFIX) > 63:
         raise ValueError(
             f"table name {table!r} is too long: {len(table)} characters, at most "
-            f"{63 - len(longest)} (the migrations table {table + longest!r} must fit "
-            "in 63 characters)"
+            f"{63 - len(_LONGEST_SUFFIX)} (the migrations table "
+            f"{table + _LONGEST_SUFFIX!r} must fit in 63 characters)"
         )
     return table
 
@@ -90,6 +87,3 @@ def postgres_migrations(schema: str, table: str) -> list[list[str]]:
         ],
         [f"CREATE INDEX IF NOT EXISTS {ident(table + '_type_ts')} ON {t} (type, ts)"],
     ]
-
-
-COLUMN_LIST = ", ".join(COLUMNS)

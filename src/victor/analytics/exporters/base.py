@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from abc import abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,14 @@ class BaseAnalyticsExporter(IAnalyticsExporter):
     URL without its password): the outbox keeps each destination's batches apart. An
     exporter that reads events only through their attributes (never ``model_dump``) sets
     ``takes_records = True`` and receives the chat loop's records unconverted.
+
+    A remote exporter may also keep its own encoding in the outbox, so that forwarding a
+    batch is sending bytes as they are: it defines ``encode_batch(events)`` (returning the
+    payload, one line per event, and the :class:`EventEncodeError` of events it cannot
+    take) and ``async export_encoded(payload)``, as the PostgreSQL exporter does. Without
+    them the outbox keeps JSON lines, turned back into events for :meth:`export`.
+    An exporter whose calls block (a synchronous driver) runs them with
+    ``asyncio.to_thread`` (or see :class:`BlockingWriteExporter`).
     """
 
     name: str | None = None
@@ -80,53 +87,3 @@ class BlockingWriteExporter(BaseAnalyticsExporter):
         executor, self._executor = self._executor, None
         await asyncio.get_running_loop().run_in_executor(executor, self._close)
         executor.shutdown(wait=False)
-
-
-class ThreadedExporter(BaseAnalyticsExporter):
-    """Runs an exporter on its own event loop in its own thread.
-
-    For exporters that block (a synchronous database driver, ``requests``): on the chat's
-    loop they would stall every turn; here they only stall their own thread.
-    """
-
-    def __init__(self, exporter: IAnalyticsExporter) -> None:
-        self.exporter = exporter
-        self.name = getattr(exporter, "name", None) or type(exporter).__name__
-        self.outbox = getattr(exporter, "outbox", False) is True
-        self.destination = getattr(exporter, "destination", None)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=loop.run_forever, name=f"victor-exporter-{self.name}", daemon=True
-            )
-            self._thread.start()
-            self._loop = loop
-        return self._loop
-
-    async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
-        future = asyncio.run_coroutine_threadsafe(
-            self.exporter.export(tuple(events)), self._ensure_loop()
-        )
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-
-    async def shutdown(self) -> None:
-        loop = self._ensure_loop()
-        try:
-            await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self.exporter.shutdown(), loop)
-            )
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            if self._thread is not None:
-                await asyncio.to_thread(self._thread.join, 5.0)
-            if not loop.is_running():
-                loop.close()
-            self._loop = self._thread = None

@@ -1,6 +1,8 @@
 """Stores events in PostgreSQL: what several processes or machines share.
 
-Needs ``asyncpg`` (``pip install victor-orchestrator[postgres]``), imported on first use.
+Each batch is encoded once, as the lines of a ``COPY`` in PostgreSQL's text format; that is
+what the outbox keeps, so forwarding a batch is sending those bytes. Needs ``asyncpg``
+(``pip install victor-orchestrator[postgres]``), imported on first use.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.analytics.encoding import COLUMNS, EventEncodeError, encode_row, split_encoded
@@ -27,18 +29,6 @@ if TYPE_CHECKING:
     import asyncpg
 
 logger = logging.getLogger("victor.analytics")
-
-Method = Literal["copy", "unnest", "executemany"]
-_TYPES = {  # array types for the unnest method, by column
-    "ts": "timestamptz",
-    "input_tokens": "bigint",
-    "output_tokens": "bigint",
-    "total_tokens": "bigint",
-    "cost_usd": "float8",
-    "latency_ms": "float8",
-    "is_error": "bool",
-    "data": "jsonb",
-}
 
 
 def _asyncpg() -> Any:
@@ -59,6 +49,7 @@ def _is_connection_error(exc: BaseException) -> bool:
         | TimeoutError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
+        | asyncpg.InternalClientError  # a connection cut in the middle of a COPY
         | asyncpg.exceptions.OperatorInterventionError
         | asyncpg.exceptions.InsufficientResourcesError,
     )
@@ -86,6 +77,36 @@ def redact_dsn(dsn: str) -> str:
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if k != "password"))
     scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
     return urlunsplit((scheme, netloc, parts.path, query, ""))
+
+
+def _escape(text: str) -> str:
+    text = text.replace("\\", "\\\\").replace("\t", "\\t")
+    return text.replace("\n", "\\n").replace("\r", "\\r")
+
+
+def copy_line(event: Any) -> bytes:
+    """One event as a line of ``COPY``'s text format (see :data:`COLUMNS`)."""
+    row: list[Any] = list(encode_row(event))
+    row[6] = row[6].isoformat()
+    row[14] = "t" if row[14] else "f"
+    for i in range(9, 14):  # the numbers
+        if row[i] is not None:
+            row[i] = repr(row[i])
+    line = "\t".join(["\\N" if v is None else v for v in row])
+    # The common case needs no escaping (no backslash but those of the NULLs, no newline,
+    # no tab but the separators): checking is cheaper than escaping each field.
+    specials = line.count("\\") - row.count(None) + line.count("\t") - (len(row) - 1)
+    if specials or "\n" in line or "\r" in line:
+        line = "\t".join(["\\N" if v is None else _escape(v) for v in row])
+    return f"{line}\n".encode()
+
+
+def _lines(payload: bytes) -> list[bytes]:
+    return [line + b"\n" for line in payload.split(b"\n")[:-1]]
+
+
+def _event_id(line: bytes) -> str:
+    return line.split(b"\t", 1)[0].decode()
 
 
 async def schema_version(conn: asyncpg.Connection, schema: str, table: str) -> int | None:
@@ -129,14 +150,13 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     """Writes batches to ``schema.table`` through an asyncpg pool.
 
     A remote exporter (``outbox = True``): the coordinator writes its batches to the local
-    outbox first and forwards them, so an outage or a restart loses nothing.
-
-    ``method="copy"`` (default, fastest, see ``benchmarks/RESULTS.md``) COPYs the batch into
-    a temporary table and moves it with ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in
-    one transaction; ``"unnest"`` and ``"executemany"`` insert directly. Either way a batch
-    sent twice (a retry after a lost commit acknowledgement, an outbox replay) is stored once.
-    Connection errors recreate the pool and retry with exponential backoff; configuration
-    errors (a missing database or privilege) fail at once, logged, without retries.
+    outbox first (as :meth:`encode_batch` makes them) and forwards them, so an outage or a
+    restart loses nothing. A batch is COPYed into a temporary table and moved with
+    ``INSERT ... ON CONFLICT (event_id) DO NOTHING``, in one transaction: a batch sent twice
+    (a retry after a lost commit acknowledgement, an outbox replay) is stored once.
+    A connection error recreates the pool and retries (``max_retries``, with back-off), so
+    a cut connection does not make the destination look down; a configuration error (a
+    missing database or privilege) is logged and not retried here.
 
     ``migrate=False`` never runs DDL: for a role that may only write to a table a DBA
     created (with :func:`migrate_postgres` or ``victor``'s migrations). Even with the
@@ -152,32 +172,22 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         *,
         schema: str = "public",
         table: str = DEFAULT_TABLE,
-        method: Method = "copy",
         min_pool_size: int = 1,
         max_pool_size: int = 4,
         max_retries: int = 3,
         retry_backoff: float = 0.05,
-        max_backoff: float = 2.0,
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
         application_name: str = "victor-analytics",
         name: str | None = None,
         migrate: bool = True,
     ) -> None:
-        if method not in ("copy", "unnest", "executemany"):
-            raise ValueError(f"unknown method {method!r}")
         ident(schema)
         check_table(table)
-        self.dsn = dsn
-        self.schema, self.table, self.method = schema, table, method
-        self.migrate = migrate
+        self.dsn, self.schema, self.table, self.migrate = dsn, schema, table, migrate
         self.destination = f"{redact_dsn(dsn)}#{schema}.{table}"
         self.min_pool_size, self.max_pool_size = min_pool_size, max(1, max_pool_size)
-        self.max_retries, self.retry_backoff, self.max_backoff = (
-            max_retries,
-            retry_backoff,
-            max_backoff,
-        )
+        self.max_retries, self.retry_backoff = max_retries, retry_backoff
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self.application_name = application_name
         if name:
@@ -194,22 +204,15 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             f"CREATE TEMP TABLE IF NOT EXISTS {self._stage} "
             f"(LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        conflict = "ON CONFLICT (event_id) DO NOTHING"
-        self._move = f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self._stage} {conflict}"
-        values = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
-        self._insert = f"INSERT INTO {target} ({cols}) VALUES ({values}) {conflict}"
-        arrays = ", ".join(
-            f"${i}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS, start=1)
+        self._move = (
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self._stage} "
+            "ON CONFLICT (event_id) DO NOTHING"
         )
-        self._unnest = f"INSERT INTO {target} ({cols}) SELECT * FROM unnest({arrays}) {conflict}"
-
-    # -- the pool -----------------------------------------------------------------------
 
     async def _get_pool(self) -> asyncpg.Pool:
         async with self._lock:
             if self._pool is None:
-                asyncpg = _asyncpg()
-                self._pool = await asyncpg.create_pool(
+                self._pool = await _asyncpg().create_pool(
                     self.dsn,
                     min_size=self.min_pool_size,
                     max_size=self.max_pool_size,
@@ -225,80 +228,86 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             return self._pool
 
     async def _reset_pool(self) -> None:
-        """After a connection error every pooled connection is suspect: start afresh."""
         async with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             self.pool_resets += 1
             pool.terminate()
 
-    # -- export -------------------------------------------------------------------------
+    def encode_batch(self, events: Sequence[Any]) -> tuple[bytes, list[EventEncodeError]]:
+        """The ``COPY`` lines of the events it can store, and the errors of the others."""
+        lines, rejected = split_encoded(events, copy_line)
+        return b"".join(lines), rejected
 
     async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
-        rows, rejected = split_encoded(events, encode_row)
-        if not rows:
-            return partial_result(0, rejected)
+        payload, rejected = self.encode_batch(events)
+        stored, refused, error = await self._store(payload)
+        if error is not None:
+            return ExportResult(
+                success=False,
+                error=error,
+                failed_event_ids=[_event_id(line) for line in _lines(payload)],
+                rejected_event_ids=[e.event_id for e in rejected],
+            )
+        return partial_result(stored, [*rejected, *refused])
+
+    async def export_encoded(self, payload: bytes) -> ExportResult:
+        """Store a batch made by :meth:`encode_batch` (from the outbox)."""
+        stored, refused, error = await self._store(payload)
+        return (
+            ExportResult(success=False, error=error) if error else partial_result(stored, refused)
+        )
+
+    async def _store(self, payload: bytes) -> tuple[int, list[EventEncodeError], str | None]:
+        """(events stored, events refused by the server, the error when nothing was)."""
+        if not payload:
+            return 0, [], None
         asyncpg = _asyncpg()
-        error: BaseException | None = None
+        error = ""
         for attempt in range(self.max_retries + 1):
-            if attempt:
-                delay = min(self.max_backoff, self.retry_backoff * 2 ** (attempt - 1))
-                await asyncio.sleep(delay * (0.5 + random.random()))
+            if attempt:  # a cut connection: a fresh one usually works at once
+                await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1) * random.random())
             try:
                 pool = await self._get_pool()
                 async with pool.acquire(timeout=self.connect_timeout) as conn:
-                    await self._write(conn, rows)
-                return partial_result(len(rows), rejected)
+                    await self._write(conn, payload)
+                return payload.count(b"\n"), [], None
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
                 # One bad row (or a constraint added by hand) fails the batch: find it,
                 # store the others.
-                bad = await self._write_one_by_one(rows)
-                return partial_result(len(rows) - len(bad), [*rejected, *bad])
-            except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
-                error = exc
-                if not self.migrate:  # nobody here will create it: a configuration error
-                    break
-                self._ready = False  # dropped under us: migrate again
+                bad = await self._write_one_by_one(payload)
+                return payload.count(b"\n") - len(bad), bad, None
             except Exception as exc:
-                error = exc
-                if _is_config_error(exc):
-                    break
+                error = f"{type(exc).__name__}: {exc}"
+                missing = isinstance(
+                    exc, asyncpg.UndefinedTableError | asyncpg.InvalidSchemaNameError
+                )
+                if missing and self.migrate:
+                    self._ready = False  # dropped under us: migrate again
+                elif _is_config_error(exc) or missing:  # a retry cannot fix it: say so loudly
+                    logger.error("PostgreSQL configuration error %s: %s", self.destination, error)
+                    return 0, [], f"PostgreSQL configuration error: {error}"
                 if _is_connection_error(exc):
-                    await self._reset_pool()
-            logger.info("postgres export attempt %d failed: %r", attempt + 1, error)
-        prefix = "PostgreSQL"
-        if error is not None and (_is_config_error(error) or not self.migrate):
-            prefix = "PostgreSQL configuration error (not retried here)"
-            logger.error("%s %s: %s: %s", prefix, self.destination, type(error).__name__, error)
-        return ExportResult(
-            success=False,
-            exported_count=0,
-            error=f"{prefix}: {type(error).__name__}: {error}",
-            failed_event_ids=[row[0] for row in rows],
-            rejected_event_ids=[e.event_id for e in rejected],
-        )
+                    await self._reset_pool()  # every pooled connection is suspect
+        return 0, [], f"PostgreSQL: {error}"
 
-    async def _write(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    async def _write(self, conn: asyncpg.Connection, payload: bytes) -> None:
         async with conn.transaction():
-            if self.method == "copy":
-                await conn.execute(self._create_stage)
-                await conn.copy_records_to_table(self._stage, records=rows, columns=COLUMNS)
-                await conn.execute(self._move)
-            elif self.method == "unnest":
-                await conn.execute(self._unnest, *[list(col) for col in zip(*rows, strict=True)])
-            else:
-                await conn.executemany(self._insert, rows)
+            await conn.execute(self._create_stage)
+            # A memoryview: asyncpg would take bytes for a file name.
+            await conn.copy_to_table(self._stage, source=memoryview(payload), columns=COLUMNS)
+            await conn.execute(self._move)
 
-    async def _write_one_by_one(self, rows: list[tuple[Any, ...]]) -> list[EventEncodeError]:
+    async def _write_one_by_one(self, payload: bytes) -> list[EventEncodeError]:
         asyncpg = _asyncpg()
         bad: list[EventEncodeError] = []
         pool = await self._get_pool()
         async with pool.acquire(timeout=self.connect_timeout) as conn:
-            for row in rows:
+            for line in _lines(payload):
                 try:
-                    await conn.execute(self._insert, *row)
+                    await self._write(conn, line)
                 except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                    bad.append(EventEncodeError(row[0], f"refused by PostgreSQL: {exc}"))
+                    bad.append(EventEncodeError(_event_id(line), f"refused by PostgreSQL: {exc}"))
         return bad
 
     async def shutdown(self) -> None:

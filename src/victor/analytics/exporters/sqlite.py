@@ -32,23 +32,19 @@ def open_sqlite(path: Path, table: str, *, timeout: float = 30.0) -> sqlite3.Con
 def migrate_sqlite(conn: sqlite3.Connection, table: str) -> int:
     """Apply the missing migrations; returns the schema version."""
     versions = ident(table + "_schema_version")
+    migrations = sqlite_migrations(table)
     conn.execute("BEGIN IMMEDIATE")  # one migrating process at a time
-    try:
+    with conn:  # commits, or rolls back on an error
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {versions} (version INTEGER PRIMARY KEY, "
             "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
         )
         current = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {versions}").fetchone()[0]
-        migrations = sqlite_migrations(table)
         for version, statements in enumerate(migrations, start=1):
             if version > current:
                 for statement in statements:
                     conn.execute(statement)
                 conn.execute(f"INSERT INTO {versions} (version) VALUES (?)", (version,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return len(migrations)
 
 
@@ -92,15 +88,9 @@ class SQLiteAnalyticsExporter(BlockingWriteExporter):
         if rows:
             if self._conn is None:
                 self._conn = open_sqlite(self.path, self.table, timeout=self.timeout)
-            conn = self._conn
-            conn.execute("BEGIN")
-            try:
-                conn.executemany(self._insert, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            self._conn.execute("BEGIN")
+            with self._conn:  # one transaction: commits, or rolls back on an error
+                self._conn.executemany(self._insert, rows)
         return partial_result(len(rows), rejected)
 
     def _close(self) -> None:
