@@ -49,6 +49,17 @@ def postgres_dsn() -> str:
 
 
 @pytest.fixture
+def throwaway_postgres(postgres_dsn):
+    """A PostgreSQL server of the test's own, on a free port, that it may stop and start."""
+    from pg_server import ThrowawayPostgres
+
+    server = ThrowawayPostgres().init()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
 def redis_url() -> str:
     require_service("Redis", "127.0.0.1", 6379)
     return REDIS_URL

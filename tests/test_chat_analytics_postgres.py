@@ -107,16 +107,6 @@ async def test_chats_survive_cut_connections_and_events_arrive_exactly_once(post
         await admin.close()
 
 
-@pytest.fixture
-def throwaway_postgres(postgres_dsn):
-    from pg_server import ThrowawayPostgres
-
-    server = ThrowawayPostgres().init()
-    server.start()
-    yield server
-    server.remove()
-
-
 async def test_database_stopped_and_restarted_mid_run_every_event_exactly_once(
     throwaway_postgres, tmp_path
 ):

@@ -243,16 +243,6 @@ def test_write_behind_is_an_explicit_setting(monkeypatch):
     assert SQLiteSessionStore(Settings().sessions_path).durability == "sync"
 
 
-@pytest.fixture
-def throwaway_postgres(postgres_dsn):
-    from pg_server import ThrowawayPostgres
-
-    server = ThrowawayPostgres().init()
-    server.start()
-    yield server
-    server.remove()
-
-
 async def test_postgres_store_survives_a_server_restart(throwaway_postgres):
     """The turn in flight when the server goes fails clearly; later turns work."""
     from victor.errors import SessionStoreError
