@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -153,3 +154,35 @@ async def test_report_inputs_that_cannot_work_are_clear_errors(tmp_path):
         await report("guard", store=db, weights={"b": 0.5, "c": 0.5})
     with pytest.raises(FileNotFoundError, match="no analytics database"):
         await report("guard", store=tmp_path / "missing.db")
+
+
+def test_the_cli_prints_the_report_as_tables_or_json(tmp_path):
+    from typer.testing import CliRunner
+
+    from victor.cli.main import app
+
+    db = asyncio.run(_fill(tmp_path, sessions=120))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["experiments", "report", "answer-model", "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert "good answers" in shown.output and "p holm" in shown.output
+    assert "haiku: +" in shown.output and "SRM ok" in shown.output
+    plain = runner.invoke(app, ["experiments", "report", "answer-model", "--db", str(db), "--json"])
+    assert json.loads(plain.stdout)["units"] == asyncio.run(report(EXPERIMENT, store=db)).units
+    file = tmp_path / "experiments.yaml"
+    file.write_text(
+        "experiments:\n  - name: answer-model\n    variants: {control: {}, haiku: {}}\n"
+        "    weights: {control: 0.9, haiku: 0.1}\n"
+    )
+    skewed = runner.invoke(
+        app, ["experiments", "report", "answer-model", "--db", str(db), "--experiments", str(file)]
+    )
+    assert skewed.exit_code == 0 and "SRM failed" in skewed.output  # 50/50 against 90/10
+    for args, message in [
+        (["nope", "--db", str(db)], "error: no events of experiment 'nope'"),
+        (["answer-model", "--db", str(tmp_path / "x.db")], "error: no analytics database"),
+        (["other", "--db", str(db), "--experiments", str(file)], "defines no experiment 'other'"),
+    ]:
+        result = runner.invoke(app, ["experiments", "report", *args])
+        assert result.exit_code == 2 and message in result.output
+        assert "Traceback" not in result.output

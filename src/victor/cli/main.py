@@ -201,9 +201,11 @@ def demo(
 def _register_subcommands() -> None:
     from victor.cli.analytics import app as analytics_app
     from victor.cli.bench import app as bench_app
+    from victor.cli.experiments import app as experiments_app
 
     app.add_typer(analytics_app, name="analytics")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(experiments_app, name="experiments")
 
 
 _register_subcommands()
