@@ -36,7 +36,7 @@ def _num(value: float, kind: str) -> str:
         return "-"
     if kind == "proportion":
         return f"{value:.1%}"
-    return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.1f}"
+    return f"{value:.3g}"
 
 
 def _pct(value: float) -> str:
@@ -141,5 +141,5 @@ def report_command(
         return
     console = Console()
     if not console.is_terminal:  # piped: rich would fold the tables to 80 columns
-        console = Console(width=120)
+        console = Console(width=150)
     print_report(console, result)
