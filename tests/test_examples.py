@@ -109,6 +109,11 @@ OFFLINE = {
         "last turn: 2 model call(s)",  # the summary is counted in the turn
         "== custom: 6 messages kept",
     ],
+    "recipe_9_ab_testing.py": [
+        "user-0: experiment=answer-model variant=control",
+        "sessions per variant: {'control': 200, 'haiku': 200}; SRM ok",
+        "good answers: control 70%, haiku 88%; haiku +18.0% (95% CI +10.1%..+25.9%",
+    ],
     "recipe_5_middleware.py": [
         "answer: Hello from the model.",
         "answer: Please do not send passwords here.",

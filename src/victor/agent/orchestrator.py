@@ -177,6 +177,27 @@ class AgentOrchestrator:
             async for chunk in turn:
                 yield chunk
 
+    async def record_feedback(
+        self,
+        session_id: str,
+        score: float,
+        comment: str | None = None,
+        *,
+        tenant_id: str | None = None,
+    ) -> None:
+        """Record a user's rating of a session's answers: a ``feedback`` event carrying
+        the session's tenant, experiment and variant, for experiment reports."""
+        session_id = scoped_session_id(session_id, tenant_id)
+        await self.reporter.feedback(self.config_coordinator, session_id, score, comment)
+
+    async def record_metric(
+        self, session_id: str, name: str, value: float, *, tenant_id: str | None = None
+    ) -> None:
+        """Record a user-defined outcome of a session (``"resolved"``, 1.0): a ``metric``
+        event carrying the session's tenant, experiment and variant."""
+        session_id = scoped_session_id(session_id, tenant_id)
+        await self.reporter.metric(self.config_coordinator, session_id, name, value)
+
     async def history(self, session_id: str, *, tenant_id: str | None = None) -> list[Message]:
         """The stored messages of a session (empty when it does not exist). With
         ``tenant_id``, only that tenant's sessions can be read: a plain id is taken as

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from victor.analytics import events
@@ -10,6 +11,7 @@ from victor.protocols.tenancy import tenant_of
 
 if TYPE_CHECKING:
     from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
+    from victor.agent.coordinators.config_coordinator import ConfigCoordinator
     from victor.agent.coordinators.context_coordinator import Compaction
     from victor.agent.turn import Turn
     from victor.analytics.pricing import PriceTable
@@ -134,3 +136,50 @@ class TurnReporter:
         if self.analytics.enabled:
             scope = events.Scope(session_id, tenant_of(session_id))
             self.analytics.emit(events.error(scope, exc, "prepare"))
+
+    # -- outcomes recorded after the turns --------------------------------------------
+
+    async def feedback(
+        self, configs: ConfigCoordinator, session_id: str, score: float, comment: str | None
+    ) -> None:
+        """A user's rating of the session, in the session's scope."""
+        score = _finite("score", score)
+        if comment is not None and not isinstance(comment, str):
+            raise TypeError(f"comment must be a string or None, not {type(comment).__name__}")
+        scope = await self._outcome_scope(configs, session_id)
+        if scope is not None:
+            self.analytics.emit(events.feedback(scope, score=score, comment=comment))
+
+    async def metric(
+        self, configs: ConfigCoordinator, session_id: str, name: str, value: float
+    ) -> None:
+        """A user-defined outcome of the session, in the session's scope."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"metric name must be a non-empty string, not {name!r}")
+        value = _finite(f"value of metric {name!r}", value)
+        scope = await self._outcome_scope(configs, session_id)
+        if scope is not None:
+            self.analytics.emit(events.metric(scope, name=name, value=value))
+
+    async def _outcome_scope(
+        self, configs: ConfigCoordinator, session_id: str
+    ) -> events.Scope | None:
+        """The session's tenant, and the experiment and variant its config names (sticky,
+        so those its turns ran with); None when analytics is off for the session."""
+        if not self.analytics.enabled:
+            return None
+        config = await configs.load_config(session_id)
+        if config.get("enable_analytics", True) is False:
+            return None
+        return events.Scope(
+            session_id,
+            tenant_of(session_id),
+            config.get(events.EXPERIMENT),
+            config.get(events.VARIANT),
+        )
+
+
+def _finite(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    return float(value)

@@ -29,6 +29,7 @@ ERROR: EventType = "error"
 EXPERIMENT_ASSIGNMENT: EventType = "experiment_assignment"
 CHAT_COMPLETE: EventType = "chat_complete"
 FEEDBACK: EventType = "feedback"
+METRIC: EventType = "metric"
 
 # -- attributes: OpenTelemetry GenAI names ------------------------------------------------
 MODEL = "gen_ai.request.model"
@@ -58,6 +59,8 @@ EXPERIMENT = "experiment"
 VARIANT = "variant"
 SCORE = "score"
 COMMENT = "comment"
+METRIC_NAME = "name"
+METRIC_VALUE = "value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,3 +229,8 @@ def experiment_assignment(scope: Scope, *, experiment: str, variant: str) -> Eve
 def feedback(scope: Scope, *, score: float, comment: str | None = None) -> Event:
     """A user's rating of an answer."""
     return _event(FEEDBACK, scope, {SCORE: score, COMMENT: comment})
+
+
+def metric(scope: Scope, *, name: str, value: float) -> Event:
+    """A user-defined outcome of a session (a conversion, a task solved, a rating)."""
+    return _event(METRIC, scope, {METRIC_NAME: name, METRIC_VALUE: value})

@@ -186,13 +186,15 @@ def chat(
 
 @app.command()
 def demo(
-    sessions: Annotated[int, typer.Option(min=1, max=10_000, help="Conversations.")] = 40,
-    turns: Annotated[int, typer.Option(min=1, max=50, help="Turns per conversation.")] = 3,
+    sessions: Annotated[int, typer.Option(min=1, max=10_000, help="Conversations.")] = 300,
+    turns: Annotated[int, typer.Option(min=1, max=50, help="Turns per conversation.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 7,
-    latency_ms: Annotated[float, typer.Option(help="Median simulated model latency.")] = 5.0,
+    latency_ms: Annotated[
+        float, typer.Option(help="Median simulated model latency (the treatment's is 1.4x).")
+    ] = 1.0,
 ) -> None:
-    """Run offline: simulated conversations with tools through the whole agent loop,
-    split between two configurations, then print what happened."""
+    """Run offline: simulated conversations with tools through the whole agent loop and
+    an A/B experiment of two models, then print the experiment's report."""
     from victor.cli.demo import run_demo
 
     asyncio.run(run_demo(sessions=sessions, turns=turns, seed=seed, latency_ms=latency_ms))
@@ -201,9 +203,11 @@ def demo(
 def _register_subcommands() -> None:
     from victor.cli.analytics import app as analytics_app
     from victor.cli.bench import app as bench_app
+    from victor.cli.experiments import app as experiments_app
 
     app.add_typer(analytics_app, name="analytics")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(experiments_app, name="experiments")
 
 
 _register_subcommands()

@@ -11,8 +11,12 @@ experiment = Experiment(
 )
 experiment.assign("session-123")  # "control" or "concise", the same on every host
 ```
-numpy and scipy are imported when an analysis first runs.
+numpy and scipy are imported when an analysis first runs; the report (which reads the
+analytics store) on first use.
 """
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from victor.experiments.analysis import (
     Analysis,
@@ -31,6 +35,14 @@ from victor.experiments.experiment import (
 )
 from victor.experiments.inference import holm, sample_size
 from victor.experiments.loading import load_experiments, parse_experiments
+
+if TYPE_CHECKING:
+    from victor.experiments.report import (
+        ExperimentReport,
+        MetricReport,
+        VariantVerdict,
+        report,
+    )
 from victor.experiments.table import (
     AssignmentTable,
     PostgresAssignmentTable,
@@ -43,17 +55,32 @@ __all__ = [
     "AssignmentTable",
     "Comparison",
     "Experiment",
+    "ExperimentReport",
     "Holdout",
+    "MetricReport",
     "Namespace",
     "PostgresAssignmentTable",
     "SQLiteAssignmentTable",
     "SRMResult",
     "VariantSummary",
+    "VariantVerdict",
     "analyze",
     "check_exclusive",
     "holm",
     "load_experiments",
     "parse_experiments",
+    "report",
     "sample_size",
     "srm_check",
 ]
+
+
+_LAZY = {"ExperimentReport", "MetricReport", "VariantVerdict", "report"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module("victor.experiments.report"), name)
+    globals()[name] = value
+    return value

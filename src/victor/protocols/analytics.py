@@ -22,6 +22,7 @@ EventType = Literal[
     "experiment_assignment",
     "chat_complete",
     "feedback",
+    "metric",
 ]
 
 

@@ -97,6 +97,7 @@ class SimulatedProvider(IProvider):
       the tool whose name and description best match the message.
     - ``model_quality``: per-model chance (0-1) to give a "good" answer; the answer's
       ``metadata`` carries it so A/B demos have an outcome to measure.
+    - ``model_latency_ms``: per-model median latency, over ``latency_ms``.
     """
 
     name = "simulated"
@@ -113,6 +114,7 @@ class SimulatedProvider(IProvider):
         tool_call_rate: float = 0.6,
         answers: Sequence[str] = DEFAULT_ANSWERS,
         model_quality: dict[str, float] | None = None,
+        model_latency_ms: dict[str, float] | None = None,
     ) -> None:
         if not 0.0 <= error_rate <= 1.0 or not 0.0 <= tool_call_rate <= 1.0:
             raise ValueError("error_rate and tool_call_rate are probabilities (0 to 1)")
@@ -124,14 +126,16 @@ class SimulatedProvider(IProvider):
         self.tool_call_rate = tool_call_rate
         self.answers = list(answers) or list(DEFAULT_ANSWERS)
         self.model_quality = dict(model_quality or {})
+        self.model_latency_ms = dict(model_latency_ms or {})
         self.calls = 0
 
-    def _latency(self) -> float:
-        if self.latency_ms <= 0:
+    def _latency(self, model: str) -> float:
+        median = self.model_latency_ms.get(model, self.latency_ms)
+        if median <= 0:
             return 0.0
         if self.latency_sigma <= 0:
-            return self.latency_ms / 1000
-        return self.latency_ms * math.exp(self.rng.gauss(0, self.latency_sigma)) / 1000
+            return median / 1000
+        return median * math.exp(self.rng.gauss(0, self.latency_sigma)) / 1000
 
     def _pick_tool(self, query: str, tools: Sequence[Tool]) -> Tool:
         words = _words(query)
@@ -150,7 +154,7 @@ class SimulatedProvider(IProvider):
         **options: Any,
     ) -> ChatResponse:
         self.calls += 1
-        delay = self._latency()
+        delay = self._latency(model)
         if delay:
             await asyncio.sleep(delay)
         roll = self.rng.random()

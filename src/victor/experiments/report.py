@@ -1,0 +1,447 @@
+"""An experiment's report, from the analytics store: every metric per variant, the split
+checked, Holm across metrics, guardrails and a verdict line per variant.
+
+```python
+from victor.experiments import report
+
+result = await report("answer-model", store="~/.local/share/victor/analytics.db")
+print("\\n".join(result.lines()))  # "haiku: +14.3% good answers (95% CI ...); SRM ok -> ship"
+result.to_dict()                   # the same as JSON (``victor experiments report NAME --json``)
+```
+
+The unit is the session. Metrics per session, from the events of the experiment:
+``latency_ms`` (mean turn latency), ``latency_p95_ms`` (95th percentile over turns),
+``tokens`` and ``cost_usd`` (sums), ``errors`` (failed turns / turns, a ratio) and
+``tool_errors`` (failed tool calls / tool calls), ``feedback`` (the session's mean score,
+from ``record_feedback``) and each custom metric (the session's mean value, from
+``record_metric``; only sessions that recorded it count). A metric whose values are all 0
+or 1 per session is a proportion.
+
+Decisions: a variant whose guardrail metric is significantly worse (after Holm) is to
+``stop``; while the split fails the sample-ratio-mismatch check (p < 0.001) no variant is
+to ``ship`` (``check split``); a primary metric significantly better is ``ship``,
+significantly worse ``stop``, else ``keep running``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sqlite3
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from victor.analytics.events import (
+    CHAT_COMPLETE,
+    ERROR,
+    FEEDBACK,
+    METRIC,
+    METRIC_NAME,
+    METRIC_VALUE,
+    SCORE,
+    TOKEN_USAGE,
+    TOOL_CALL,
+)
+from victor.analytics.exporters._schema import DEFAULT_TABLE, ident
+from victor.errors import ExperimentDataError
+from victor.experiments.analysis import Analysis, SRMResult, analyze, srm_check
+from victor.experiments.experiment import Experiment
+from victor.experiments.inference import holm
+
+__all__ = ["ExperimentReport", "MetricReport", "VariantVerdict", "report"]
+
+# Built-in metrics: name -> (label, kind, higher is better).
+LATENCY = "latency_ms"
+LATENCY_P95 = "latency_p95_ms"
+TOKENS = "tokens"
+COST = "cost_usd"
+ERRORS = "errors"
+TOOL_ERRORS = "tool_errors"
+FEEDBACK_METRIC = "feedback"
+DEFAULT_GUARDRAILS = (ERRORS, TOOL_ERRORS)
+LOWER_IS_BETTER = frozenset({LATENCY, LATENCY_P95, TOKENS, COST, ERRORS, TOOL_ERRORS})
+LABELS = {
+    LATENCY: "latency",
+    LATENCY_P95: "p95 latency",
+    TOKENS: "tokens",
+    COST: "cost",
+    ERRORS: "errors",
+    TOOL_ERRORS: "tool errors",
+}
+SHIP, STOP, KEEP, CHECK_SPLIT, CONTROL = "ship", "stop", "keep running", "check split", "control"
+
+_SESSIONS_SQL = f"""
+SELECT session_id, MAX(variant),
+    SUM(CASE WHEN type = '{CHAT_COMPLETE}' THEN 1 ELSE 0 END),
+    AVG(CASE WHEN type = '{CHAT_COMPLETE}' THEN latency_ms END),
+    SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN total_tokens ELSE 0 END),
+    SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN cost_usd END),
+    SUM(CASE WHEN type = '{ERROR}' THEN 1 ELSE 0 END),
+    SUM(CASE WHEN type = '{TOOL_CALL}' THEN 1 ELSE 0 END),
+    SUM(CASE WHEN type = '{TOOL_CALL}' AND is_error THEN 1 ELSE 0 END)
+FROM {{table}} WHERE experiment = {{p}} AND variant IS NOT NULL GROUP BY session_id
+"""
+_TURNS_SQL = (
+    "SELECT variant, latency_ms FROM {table} WHERE experiment = {p} "
+    f"AND type = '{CHAT_COMPLETE}' AND latency_ms IS NOT NULL AND variant IS NOT NULL"
+)
+_OUTCOMES_SQL = (
+    "SELECT session_id, variant, type, data FROM {table} WHERE experiment = {p} "
+    f"AND type IN ('{FEEDBACK}', '{METRIC}') AND variant IS NOT NULL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricReport:
+    """One metric: each variant's summary and its comparison with the control, with
+    the Holm-adjusted p-value (``adjusted_p``, across the variant's metrics)."""
+
+    name: str
+    label: str
+    kind: str
+    higher_is_better: bool
+    guardrail: bool
+    analysis: Analysis
+    adjusted_p: dict[str, float] = field(default_factory=dict)
+
+    def worse(self, variant: str, alpha: float) -> bool:
+        return self._significant(variant, alpha) and not self._better(variant)
+
+    def better(self, variant: str, alpha: float) -> bool:
+        return self._significant(variant, alpha) and self._better(variant)
+
+    def _significant(self, variant: str, alpha: float) -> bool:
+        return self.adjusted_p.get(variant, math.nan) < alpha
+
+    def _better(self, variant: str) -> bool:
+        up = self.analysis.comparisons[variant].absolute > 0
+        return up if self.higher_is_better else not up
+
+
+@dataclass(frozen=True, slots=True)
+class VariantVerdict:
+    variant: str
+    decision: str
+    line: str
+    guardrails_breached: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ExperimentReport:
+    experiment: str
+    control: str
+    alpha: float
+    units: dict[str, int]
+    weights: dict[str, float]
+    srm: SRMResult
+    primary: str | None
+    metrics: list[MetricReport]
+    skipped: dict[str, str]  # metric -> why it has no analysis
+    verdicts: dict[str, VariantVerdict]
+
+    def metric(self, name: str) -> MetricReport:
+        for metric in self.metrics:
+            if metric.name == name:
+                return metric
+        raise KeyError(name)
+
+    def lines(self) -> list[str]:
+        """The plain-language verdict of each variant against the control."""
+        return [v.line for v in self.verdicts.values()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: floats, strings, lists and dicts (NaN as None)."""
+        return _plain(
+            {
+                "experiment": self.experiment,
+                "control": self.control,
+                "alpha": self.alpha,
+                "units": self.units,
+                "weights": self.weights,
+                "srm": asdict(self.srm),
+                "primary": self.primary,
+                "metrics": [
+                    {
+                        "name": m.name,
+                        "label": m.label,
+                        "kind": m.kind,
+                        "higher_is_better": m.higher_is_better,
+                        "guardrail": m.guardrail,
+                        "variants": {k: asdict(v) for k, v in m.analysis.variants.items()},
+                        "comparisons": {
+                            k: {**asdict(c), "adjusted_p_value": m.adjusted_p.get(k)}
+                            for k, c in m.analysis.comparisons.items()
+                        },
+                    }
+                    for m in self.metrics
+                ],
+                "skipped": self.skipped,
+                "verdicts": {k: asdict(v) for k, v in self.verdicts.items()},
+            }
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- reading the store -------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Data:
+    sessions: list[tuple[Any, ...]]
+    turns: list[tuple[Any, ...]]
+    outcomes: list[tuple[Any, ...]]
+
+
+def _read_sqlite(where: str | Path, table: str, name: str) -> _Data:
+    path = Path(where).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no analytics database at {path}")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    try:
+        run = [
+            conn.execute(sql.format(table=ident(table), p="?"), (name,)).fetchall()
+            for sql in (_SESSIONS_SQL, _TURNS_SQL, _OUTCOMES_SQL)
+        ]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise LookupError(f"{path} has no table {table!r}") from None
+        raise
+    finally:
+        conn.close()
+    return _Data(*run)
+
+
+async def _read_postgres(url: str, name: str) -> _Data:
+    import asyncpg
+
+    from victor.analytics.reports import AnalyticsReader, PostgresReader
+
+    reader = AnalyticsReader.from_url(url)
+    assert isinstance(reader, PostgresReader)
+    table = f"{ident(reader.schema)}.{ident(reader.table)}"
+    conn = await asyncpg.connect(reader.dsn, timeout=10)
+    try:
+        run = []
+        for sql in (_SESSIONS_SQL, _TURNS_SQL, _OUTCOMES_SQL):
+            rows = await conn.fetch(sql.format(table=table, p="$1"), name)
+            run.append([tuple(r) for r in rows])
+    except asyncpg.UndefinedTableError:
+        raise LookupError(f"no table {table} in the database") from None
+    finally:
+        await conn.close()
+    return _Data(*run)
+
+
+async def _read(store: str | Path | None, name: str) -> _Data:
+    text = str(store) if store is not None else None
+    if text is None:
+        from victor.config import Settings
+
+        return await asyncio.to_thread(
+            _read_sqlite, Settings().data_dir / "analytics.db", DEFAULT_TABLE, name
+        )
+    if text.startswith(("postgresql://", "postgres://")):
+        return await _read_postgres(text, name)
+    if text.startswith("sqlite://"):
+        text = text[len("sqlite://") :]
+    return await asyncio.to_thread(_read_sqlite, text, DEFAULT_TABLE, name)
+
+
+# -- the analysis ------------------------------------------------------------------------
+
+
+def _per_variant(rows: Sequence[tuple[str, float]]) -> dict[str, list[float]]:
+    values: dict[str, list[float]] = defaultdict(list)
+    for variant, value in rows:
+        values[variant].append(float(value))
+    return values
+
+
+def _kind(samples: Mapping[str, Sequence[float]]) -> str:
+    every = (v for values in samples.values() for v in values)
+    return "proportion" if all(v in (0.0, 1.0) for v in every) else "mean"
+
+
+def _samples(data: _Data) -> dict[str, dict[str, Any]]:
+    """Metric name -> analyze() arguments (samples, kind and, for ratios, denominators)."""
+    sessions = data.sessions
+    metrics: dict[str, dict[str, Any]] = {
+        LATENCY: {"samples": _per_variant([(s[1], s[3]) for s in sessions if s[3] is not None])},
+        LATENCY_P95: {"samples": _per_variant(data.turns), "kind": "quantile", "quantile": 0.95},
+        TOKENS: {"samples": _per_variant([(s[1], s[4] or 0) for s in sessions])},
+        COST: {"samples": _per_variant([(s[1], s[5]) for s in sessions if s[5] is not None])},
+    }
+    attempts = [s for s in sessions if (s[2] or 0) + (s[6] or 0)]
+    metrics[ERRORS] = {
+        "samples": _per_variant([(s[1], s[6] or 0) for s in attempts]),
+        "denominators": _per_variant([(s[1], (s[2] or 0) + (s[6] or 0)) for s in attempts]),
+        "kind": "ratio",
+    }
+    metrics[TOOL_ERRORS] = {
+        "samples": _per_variant([(s[1], s[8] or 0) for s in sessions]),
+        "denominators": _per_variant([(s[1], s[7] or 0) for s in sessions]),
+        "kind": "ratio",
+    }
+    outcomes: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)
+    for session_id, variant, kind, raw in data.outcomes:
+        fields = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+        if kind == FEEDBACK:
+            name, value = FEEDBACK_METRIC, fields.get(SCORE)
+        else:
+            name, value = str(fields.get(METRIC_NAME)), fields.get(METRIC_VALUE)
+        if isinstance(value, int | float) and math.isfinite(value):
+            outcomes[name].setdefault((session_id, variant), []).append(float(value))
+    for name, per_session in sorted(outcomes.items()):
+        samples = _per_variant(
+            [(variant, sum(v) / len(v)) for (_, variant), v in per_session.items()]
+        )
+        metrics[name] = {"samples": samples, "kind": _kind(samples)}
+    return metrics
+
+
+def _label(name: str, kind: str) -> str:
+    if name == FEEDBACK_METRIC:
+        return "good answers" if kind == "proportion" else "feedback score"
+    return LABELS.get(name, name)
+
+
+async def report(
+    experiment: str | Experiment,
+    store: str | Path | None = None,
+    *,
+    control: str | None = None,
+    weights: Mapping[str, float] | None = None,
+    primary: str | None = None,
+    guardrails: Sequence[str] | None = None,
+    alpha: float = 0.05,
+) -> ExperimentReport:
+    """The report of ``experiment`` (an :class:`Experiment`, or its name: then the
+    variants are those seen, equally weighted, the control ``"control"`` or else the
+    first in name order) from the analytics store ``store`` (a SQLite file, ``sqlite:///path``
+    or ``postgresql://...``; default ``analytics.db`` in the data directory).
+
+    ``primary``: the metric that decides (default the experiment's primary metric, else
+    ``feedback``, else the only custom metric); ``guardrails``: metrics that stop a
+    variant when significantly worse (default the experiment's, with errors and tool
+    errors)."""
+    name = experiment.name if isinstance(experiment, Experiment) else experiment
+    data = await _read(store, name)
+    if not data.sessions:
+        raise ExperimentDataError(f"no events of experiment {name!r} in the analytics store")
+    units: dict[str, int] = defaultdict(int)
+    for session in data.sessions:
+        units[session[1]] += 1
+    if isinstance(experiment, Experiment):
+        control = control or experiment.control
+        weights = weights or experiment.weights
+        primary = primary or experiment.primary_metric
+        if guardrails is None:
+            guardrails = (*DEFAULT_GUARDRAILS, *experiment.guardrail_metrics)
+    seen = sorted(units)
+    weights = dict(weights) if weights else {v: 1.0 / len(seen) for v in seen}
+    unknown = [v for v in seen if v not in weights]
+    if unknown:
+        raise ExperimentDataError(
+            f"experiment {name!r}: the store has variant(s) {', '.join(unknown)} that the "
+            f"weights do not name ({', '.join(weights)})"
+        )
+    units = {v: units.get(v, 0) for v in weights}
+    control = control or ("control" if "control" in weights else seen[0])
+    if control not in weights:
+        raise ExperimentDataError(
+            f"experiment {name!r}: control {control!r} is not a variant; "
+            f"variants: {', '.join(weights)}"
+        )
+    guardrails = tuple(DEFAULT_GUARDRAILS if guardrails is None else guardrails)
+    srm = srm_check(units, weights)
+
+    metrics: list[MetricReport] = []
+    skipped: dict[str, str] = {}
+    for metric, arguments in _samples(data).items():
+        kind = arguments.pop("kind", "mean")
+        try:
+            analysis = analyze(arguments.pop("samples"), control, kind, alpha, **arguments)
+        except ExperimentDataError as exc:
+            skipped[metric] = str(exc)
+            continue
+        metrics.append(
+            MetricReport(
+                metric,
+                _label(metric, kind),
+                kind,
+                metric not in LOWER_IS_BETTER,
+                metric in guardrails,
+                analysis,
+            )
+        )
+    for variant in weights:
+        family = {
+            m.name: m.analysis.comparisons[variant].p_value
+            for m in metrics
+            # A metric without variance (a constant) has no test: left out of the family.
+            if variant in m.analysis.comparisons
+            and math.isfinite(m.analysis.comparisons[variant].p_value)
+        }
+        for metric_name, p in holm(family).items():
+            next(m for m in metrics if m.name == metric_name).adjusted_p[variant] = p
+    if primary is None:
+        custom = [m.name for m in metrics if m.name not in LOWER_IS_BETTER]
+        primary = FEEDBACK_METRIC if FEEDBACK_METRIC in custom else None
+        primary = primary or (custom[0] if len(custom) == 1 else None)
+    result = ExperimentReport(
+        name, control, alpha, units, weights, srm, primary, metrics, skipped, {}
+    )
+    result.verdicts = {v: _verdict(result, v) for v in weights if v != control}
+    return result
+
+
+def _percent(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value * 100:+.1f}%"
+
+
+def _verdict(result: ExperimentReport, variant: str) -> VariantVerdict:
+    alpha = result.alpha
+    compared = [m for m in result.metrics if variant in m.analysis.comparisons]
+    breached = tuple(m.name for m in compared if m.guardrail and m.worse(variant, alpha))
+    primary = next((m for m in compared if m.name == result.primary), None)
+    parts = []
+    if primary is not None:
+        c = primary.analysis.comparisons[variant]
+        low, high = c.relative_ci
+        parts.append(
+            f"{_percent(c.relative)} {primary.label} (95% CI {_percent(low)[:-1]}.."
+            f"{_percent(high)}, p={primary.adjusted_p.get(variant, math.nan):.3f})"
+        )
+    cost = next((m for m in compared if m.name == COST), None)
+    if cost is not None:
+        parts.append(f"cost {_percent(cost.analysis.comparisons[variant].relative)}")
+    for name in breached:
+        m = next(m for m in compared if m.name == name)
+        c = m.analysis.comparisons[variant]
+        parts.append(f"guardrail {m.label} {_percent(c.relative)} (p={m.adjusted_p[variant]:.3f})")
+    if breached:
+        decision = STOP
+    elif result.srm.flagged:
+        decision = CHECK_SPLIT
+    elif primary is not None and primary.better(variant, alpha):
+        decision = SHIP
+    elif primary is not None and primary.worse(variant, alpha):
+        decision = STOP
+    else:
+        decision = KEEP
+    srm = f"SRM failed (p={result.srm.p_value:.2g})" if result.srm.flagged else "SRM ok"
+    summary = ", ".join(parts) if parts else "no comparable metric"
+    return VariantVerdict(variant, decision, f"{variant}: {summary}; {srm} -> {decision}", breached)
