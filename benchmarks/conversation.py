@@ -47,6 +47,30 @@ async def timed_runs(run: Callable[[int], Awaitable[None]], runs: int) -> dict[s
     }
 
 
+async def calibration(dsn: str | None) -> dict[str, float]:
+    """What this machine charges for the two waits a durable turn cannot avoid: a round
+    trip to a thread (SQLite's writer) and to the database server (PostgreSQL). On a
+    virtual machine both vary with how idle its cores are."""
+    samples = []
+    for _ in range(2000):
+        start = time.perf_counter()
+        await asyncio.to_thread(lambda: None)
+        samples.append(time.perf_counter() - start)
+    result = {"thread_round_trip_us": statistics.median(samples) * 1e6}
+    if dsn:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        samples = []
+        for _ in range(1000):
+            start = time.perf_counter()
+            await conn.fetchval("SELECT 1")
+            samples.append(time.perf_counter() - start)
+        await conn.close()
+        result["postgres_round_trip_us"] = statistics.median(samples) * 1e6
+    return result
+
+
 async def victor(runs: int, *, store: str = "sqlite", durability: str = "sync") -> dict:
     from victor import AgentOrchestrator, Settings
     from victor.agent.coordinators import AnalyticsCoordinator
@@ -160,6 +184,7 @@ def main() -> None:
         "turns": TURNS,
         "runs": args.runs,
     }
+    report["calibration"] = asyncio.run(calibration(args.postgres))
     report["victor_sqlite"] = asyncio.run(victor(args.runs))
     report["victor_sqlite_write_behind"] = asyncio.run(victor(args.runs, durability="async"))
     report["victor_memory"] = asyncio.run(victor(args.runs, store="memory"))
@@ -183,6 +208,10 @@ def main() -> None:
                 f"{name:32} {row['median_ms']:9.2f} {row['min_ms']:7.2f} {row['max_ms']:7.2f} "
                 f"{row['per_turn_us']:8.0f}"
             )
+    print(
+        "calibration (median round trip, us): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in report["calibration"].items())
+    )
     print(f"{args.sessions} conversations of {TURNS} turns at once:")
     for name, row in concurrent.items():
         print(f"{name:32} {row['turns_per_s']:9.0f} turns/s")
