@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from victor.context.groups import assemble, query_of, recent_start, required, split_groups
+from victor.context.groups import assemble, query_of, split_groups
 from victor.context.strategies import BaseCompactionStrategy
 from victor.protocols import Context, IEmbeddingService
 
@@ -54,17 +54,7 @@ class SemanticCompactionStrategy(BaseCompactionStrategy):
         if budget is None:
             return context
         groups = split_groups(context.messages)
-        keep = required(groups)
-        used = sum(groups[i].tokens for i in keep)
-        first_recent = recent_start(groups, self.recent_turns)
-        used = self._add_while_fits(
-            groups,
-            range(len(groups) - 1, first_recent - 1, -1),
-            keep,
-            used,
-            budget,
-            stop_at_first_misfit=True,
-        )
+        keep, used, first_recent = self._keep_recent(groups, self.recent_turns, budget)
         candidates = [
             i
             for i in range(first_recent)

@@ -60,6 +60,24 @@ class BaseCompactionStrategy(ICompactionStrategy):
             used += groups[i].tokens
         return used
 
+    def _keep_recent(
+        self, groups: Sequence[Group], recent_turns: int, budget: int
+    ) -> tuple[set[int], int, int]:
+        """The groups always kept, then the last ``recent_turns`` turns, newest first, as
+        far as they fit ``budget``: (kept indexes, tokens used, where the turns start)."""
+        keep = required(groups)
+        used = sum(groups[i].tokens for i in keep)
+        first_recent = recent_start(groups, recent_turns)
+        used = self._add_while_fits(
+            groups,
+            range(len(groups) - 1, first_recent - 1, -1),
+            keep,
+            used,
+            budget,
+            stop_at_first_misfit=True,
+        )
+        return keep, used, first_recent
+
 
 class TruncationCompactionStrategy(BaseCompactionStrategy):
     """Keeps the system messages, the latest user message and the most recent groups that
@@ -105,17 +123,7 @@ class KeepRecentCompactionStrategy(BaseCompactionStrategy):
         if budget is None:
             return context
         groups = split_groups(context.messages)
-        keep = required(groups)
-        used = sum(groups[i].tokens for i in keep)
-        first_recent = recent_start(groups, self.recent_turns)
-        used = self._add_while_fits(
-            groups,
-            range(len(groups) - 1, first_recent - 1, -1),
-            keep,
-            used,
-            budget,
-            stop_at_first_misfit=True,
-        )
+        keep, used, first_recent = self._keep_recent(groups, self.recent_turns, budget)
         ranked = self._ranked(groups[:first_recent], query_of(context))
         self._add_while_fits(groups, ranked, keep, used, budget, stop_at_first_misfit=False)
         return context.model_copy(update={"messages": assemble(groups, keep)})
