@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
@@ -19,11 +18,11 @@ from victor.agent.coordinators.tool_selection_coordinator import (
     ToolSelectionCoordinator,
 )
 from victor.agent.reporting import TurnReporter
-from victor.agent.turn import Turn, check_overrides
+from victor.agent.turn import SessionLocks, Turn, check_overrides
 from victor.analytics.pricing import PriceTable, default_price_table
 from victor.config.schema import CONTEXT_COMPACTION_STRATEGY, TOOL_SELECTION_STRATEGY
 from victor.config.settings import Settings
-from victor.errors import ConfigError, TenantMismatchError, ToolLoopLimitError
+from victor.errors import ConfigError, ToolLoopLimitError
 from victor.protocols import (
     ChatResponse,
     IProvider,
@@ -36,7 +35,7 @@ from victor.protocols import (
     ToolResult,
 )
 from victor.protocols.analytics import new_session_id
-from victor.protocols.tenancy import scoped_session_id, tenant_of
+from victor.protocols.tenancy import scoped_session_id
 from victor.providers import provider_from_environment
 from victor.providers.catalog import context_window
 from victor.tools.decorator import function_tool
@@ -118,7 +117,7 @@ class AgentOrchestrator:
             max_result_chars=self.settings.max_tool_result_chars,
         )
         self.tools: dict[str, Tool] = {}
-        self._locks: dict[str, list[Any]] = {}  # session id -> [lock, users]
+        self._locks = SessionLocks()
         self._store_open = False
         self._closed = False
         if tools:
@@ -271,34 +270,25 @@ class AgentOrchestrator:
         # One source of truth for the tenant: the session id, scoped by an explicit
         # tenant_id (a contradiction is refused before anything runs).
         session_id = scoped_session_id(session_id, overrides.get("tenant_id"))
-        entry = self._locks.get(session_id)
-        if entry is None:
-            entry = self._locks[session_id] = [asyncio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                try:
-                    turn = await self._prepare(message, session_id, overrides, generated)
-                except Exception as exc:
-                    self.reporter.prepare_failed(session_id, exc)
-                    raise
-                if self.middleware_coordinator is not None:
-                    early = await self._run_middleware(turn, streaming)
-                    if early is not None:
-                        if streaming and early.content:
-                            yield StreamChunk(type="text", text=early.content)
-                        yield StreamChunk(type="done", response=early)
-                        return
-                try:
-                    async for chunk in self._loop(turn, streaming):
-                        yield chunk
-                except Exception as exc:
-                    self.reporter.failed(turn, exc)
-                    raise
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._locks[session_id]
+        async with self._locks.hold(session_id):
+            try:
+                turn = await self._prepare(message, session_id, overrides, generated)
+            except Exception as exc:
+                self.reporter.prepare_failed(session_id, exc)
+                raise
+            if self.middleware_coordinator is not None:
+                early = await self._run_middleware(turn, streaming)
+                if early is not None:
+                    if streaming and early.content:
+                        yield StreamChunk(type="text", text=early.content)
+                    yield StreamChunk(type="done", response=early)
+                    return
+            try:
+                async for chunk in self._loop(turn, streaming):
+                    yield chunk
+            except Exception as exc:
+                self.reporter.failed(turn, exc)
+                raise
 
     async def _prepare(
         self, message: str, session_id: str, overrides: dict[str, Any], generated: bool
@@ -319,27 +309,13 @@ class AgentOrchestrator:
                 config_override=overrides,
                 choices=self._config_choices,
             )
-        tenant_id = tenant_of(session_id)
-        if config.get("tenant_id", tenant_id) != tenant_id:
-            raise TenantMismatchError(
-                f"the config of session {session_id!r} names tenant "
-                f"{config['tenant_id']!r}; the session belongs to {tenant_id!r}"
-            )
-        settings = self.settings
-        turn = Turn(
-            session_id=session_id,
-            query=message,
-            config=config,
-            model=config.get("model") or self.model,
-            temperature=config.get("temperature", settings.temperature),
-            max_tokens=config.get("max_tokens", settings.max_tokens),
-            max_iterations=config.get("max_tool_iterations") or settings.max_tool_iterations,
-            tenant_id=tenant_id,
-            variant=config.get("variant"),
-            experiment=config.get("experiment"),
-            analytics=self.analytics_coordinator.enabled
-            and config.get("enable_analytics", True) is not False,
-            started=time.perf_counter(),
+        turn = Turn.start(
+            session_id,
+            message,
+            config,
+            default_model=self.model,
+            settings=self.settings,
+            analytics=self.analytics_coordinator.enabled,
         )
         if not self._store_open:  # fail before a model call is paid for
             await self.session_store.open()
