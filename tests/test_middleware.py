@@ -29,6 +29,8 @@ from victor.middleware import (
     LoggingMiddleware,
     RateLimitMiddleware,
     RedisTokenBucket,
+    Request,
+    RequestMiddleware,
     api_key_validator,
 )
 from victor.protocols import IConfigProvider
@@ -129,6 +131,43 @@ async def test_a_middleware_answering_with_an_unknown_type_is_a_clear_error():
     with pytest.raises(TypeError, match=r"None .* a str or a ChatResponse, not int"):
         await orch.chat("hi", session_id="s")
     await orch.aclose()
+
+
+class SeenRequests(RequestMiddleware):
+    def __init__(self, seen: list[Request]) -> None:
+        self.seen = seen
+
+    async def handle(self, orchestrator, request):
+        self.seen.append(request)
+
+
+async def test_request_middleware_share_one_request_view_per_call():
+    seen: list[Request] = []
+    middleware = MiddlewareCoordinator()
+    middleware.add_middleware(SeenRequests(seen))
+    middleware.add_middleware(SeenRequests(seen))
+    orch = orchestrator(middleware)
+    await orch.chat("hello", session_id="acme:s1")
+    first, second = seen
+    assert first is second
+    assert (first.function, first.message, first.session_id, first.tenant_id) == (
+        "chat",
+        "hello",
+        "acme:s1",
+        "acme",
+    )
+    assert first.config["plan"] == "gold"
+    await orch.aclose()
+
+
+async def test_a_request_middleware_called_directly_builds_its_own_view():
+    seen: list[Request] = []
+    orch = orchestrator(MiddlewareCoordinator())
+    orch.chat = MiddlewareCoordinator(orch, [SeenRequests(seen)]).apply_middleware(orch.chat)
+    await orch.chat("again", session_id="s2", config={"tenant_id": "globex"})
+    await orch.aclose()
+    (request,) = seen
+    assert (request.message, request.session_id, request.tenant_id) == ("again", "s2", "globex")
 
 
 async def test_logging_middleware_logs_structured_fields_with_secrets_redacted(caplog):

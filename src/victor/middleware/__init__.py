@@ -14,7 +14,7 @@ from victor.middleware.ratelimit import (
     default_key,
 )
 from victor.middleware.redaction import REDACTED, redact_mapping, redact_text
-from victor.middleware.request import Request, request_of
+from victor.protocols.middleware import Request, RequestMiddleware, request_of
 
 __all__ = [
     "REDACTED",
@@ -24,6 +24,7 @@ __all__ = [
     "RateLimitMiddleware",
     "RedisTokenBucket",
     "Request",
+    "RequestMiddleware",
     "TokenBucket",
     "Validator",
     "api_key_validator",

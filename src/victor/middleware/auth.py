@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from victor.errors import AuthenticationError
-from victor.middleware.request import Request, request_of
+from victor.protocols.middleware import Request, RequestMiddleware
 
 __all__ = ["AuthenticationMiddleware", "Validator", "api_key_validator"]
 
@@ -40,7 +40,7 @@ def api_key_validator(keys: Mapping[str, str | None]) -> Validator:
     return validate
 
 
-class AuthenticationMiddleware:
+class AuthenticationMiddleware(RequestMiddleware):
     """Refuses a request with :class:`~victor.errors.AuthenticationError` unless
     ``validator`` accepts its credential.
 
@@ -53,10 +53,7 @@ class AuthenticationMiddleware:
         self.validator = validator
         self.credential_key = credential_key
 
-    async def __call__(
-        self, orchestrator: Any, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> None:
-        request = request_of(func, args, kwargs)
+    async def handle(self, orchestrator: Any, request: Request) -> None:
         credential = request.config.get(self.credential_key)
         if not isinstance(credential, str) or not credential:
             raise AuthenticationError(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from victor.middleware.redaction import redact_mapping, redact_text
-from victor.middleware.request import request_of
+from victor.protocols.middleware import Request, RequestMiddleware
 
 __all__ = ["LoggingMiddleware"]
 
@@ -15,7 +14,7 @@ __all__ = ["LoggingMiddleware"]
 _SECRET_MARGIN = 256
 
 
-class LoggingMiddleware:
+class LoggingMiddleware(RequestMiddleware):
     """Logs each ``chat`` / ``stream`` request on ``logger`` (``victor.requests`` by
     default) at ``level``: a readable line, and the fields in the record's ``victor``
     attribute for structured handlers (JSON formatters read ``record.victor``).
@@ -39,12 +38,9 @@ class LoggingMiddleware:
         self.max_message_chars = max_message_chars
         self.include_config = include_config
 
-    async def __call__(
-        self, orchestrator: Any, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> None:
+    async def handle(self, orchestrator: Any, request: Request) -> None:
         if not self.logger.isEnabledFor(self.level):
             return None
-        request = request_of(func, args, kwargs)
         fields: dict[str, Any] = {
             "event": "request",
             "function": request.function,

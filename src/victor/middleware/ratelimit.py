@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from victor.errors import RateLimiterUnavailable, RateLimitExceeded
-from victor.middleware.request import Request, request_of
+from victor.protocols.middleware import Request, RequestMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def default_key(request: Request) -> str:
     return "anonymous"
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(RequestMiddleware):
     """Refuses a request over its limit with :class:`~victor.errors.RateLimitExceeded`
     (``retry_after`` in seconds): ``rate`` requests a second per key, bursts of ``burst``.
 
@@ -228,10 +228,8 @@ class RateLimitMiddleware:
         self.bucket = bucket
         self.key = key
 
-    async def __call__(
-        self, orchestrator: Any, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> None:
-        key = self.key(request_of(func, args, kwargs))
+    async def handle(self, orchestrator: Any, request: Request) -> None:
+        key = self.key(request)
         wait = await self.bucket.acquire(key)
         if wait > 0:
             raise RateLimitExceeded(

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from victor.protocols import ChatResponse, StreamChunk
+from victor.protocols.middleware import Request, RequestMiddleware, request_of
 
 if TYPE_CHECKING:
     from victor.middleware import (
         AuthenticationMiddleware,
         LoggingMiddleware,
         RateLimitMiddleware,
-        Request,
     )
 
 # ``async def middleware(orchestrator, func, *args, **kwargs) -> None | answer``
@@ -30,6 +30,7 @@ __all__ = [
     "MiddlewareCoordinator",
     "RateLimitMiddleware",
     "Request",
+    "RequestMiddleware",
 ]
 
 
@@ -96,9 +97,17 @@ class MiddlewareCoordinator:
     async def run(
         self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        """The first early answer of the middleware, or None when all let the call go on."""
+        """The first early answer of the middleware, or None when all let the call go on.
+        A :class:`RequestMiddleware` gets the call's :class:`Request`, built once and
+        shared by all of them."""
+        request: Request | None = None
         for middleware in self.middleware:  # read at call time: later additions apply
-            result = await middleware(self.orchestrator, func, *args, **kwargs)
+            if isinstance(middleware, RequestMiddleware):
+                if request is None:
+                    request = request_of(func, args, kwargs)
+                result = await middleware.handle(self.orchestrator, request)
+            else:
+                result = await middleware(self.orchestrator, func, *args, **kwargs)
             if result is not None:
                 return result
         return None
@@ -132,7 +141,7 @@ class MiddlewareCoordinator:
                 logger.exception("error while closing middleware %r", middleware)
 
 
-_BUILT_INS = ("AuthenticationMiddleware", "LoggingMiddleware", "RateLimitMiddleware", "Request")
+_BUILT_INS = ("AuthenticationMiddleware", "LoggingMiddleware", "RateLimitMiddleware")
 
 
 def __getattr__(name: str) -> Any:

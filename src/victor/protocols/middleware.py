@@ -8,12 +8,12 @@ from typing import Any
 
 from victor.protocols.tenancy import tenant_of
 
-__all__ = ["Request", "request_of"]
+__all__ = ["Request", "RequestMiddleware", "request_of"]
 
 _EMPTY: Mapping[str, Any] = {}
 
 
-@dataclass(slots=True)  # not frozen: built three times a turn, frozen costs 2x
+@dataclass(frozen=True, slots=True)  # frozen: one view is shared by the middleware of a run
 class Request:
     """A call to ``chat`` or ``stream`` as middleware sees it. ``config`` is the session's
     loaded config when the orchestrator runs the middleware (``_middleware_coordinator=``),
@@ -43,3 +43,20 @@ def request_of(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         tenant_id=tenant if isinstance(tenant, str) else None,
         config=config,
     )
+
+
+class RequestMiddleware:
+    """A middleware that looks at the call only through its :class:`Request`.
+
+    ``MiddlewareCoordinator`` builds the request once per call and hands the same one to
+    each such middleware (:meth:`handle`); called as a plain middleware, it builds its own.
+    """
+
+    async def __call__(
+        self, orchestrator: Any, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        return await self.handle(orchestrator, request_of(func, args, kwargs))
+
+    async def handle(self, orchestrator: Any, request: Request) -> Any:
+        """None to let the call go on, a value to answer in its place, or raise."""
+        raise NotImplementedError
