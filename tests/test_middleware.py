@@ -32,6 +32,8 @@ from victor.middleware import (
     Request,
     RequestMiddleware,
     api_key_validator,
+    redact_mapping,
+    redact_text,
 )
 from victor.protocols import IConfigProvider
 from victor.providers import ScriptedProvider
@@ -188,6 +190,42 @@ async def test_logging_middleware_logs_structured_fields_with_secrets_redacted(c
     assert "REALSECRET" not in fields["message"] and REDACTED in fields["message"]
     assert fields["config"]["api_key"] == REDACTED and fields["config"]["max_tokens"] == 100
     assert "REALSECRET" not in caplog.text and "tenant-key-123" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("key sk-ant-api03-abcdefghijklmnop1234 here", "abcdefghijklmnop1234"),
+        ("pk-ABCDEFGHIJKLMNOPQRST", "ABCDEFGHIJKLMNOPQRST"),
+        ("aws AKIAABCDEFGHIJKLMNOP now", "ABCDEFGHIJKLMNOP"),
+        ("ghp_abcdefghijklmnopqrstuvwxyz0123", "abcdefghijklmnopqrstuvwxyz0123"),
+        ("github_pat_abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz"),
+        ("xoxb-1234567890-abcdef", "1234567890-abcdef"),
+        ("AIza" + "B" * 35, "B" * 35),
+        ("jwt eyJhbGciOiJI.eyJzdWIiOiIx.SflKxwRJSMeKKF2QT4", "SflKxwRJSMeKKF2QT4"),
+        ("Authorization: BEARER abc.def-ghi_jkl", "abc.def-ghi_jkl"),
+        ("API_KEY=hunter2hunter2", "hunter2hunter2"),
+        ("my Password: 'hunter22'", "hunter22"),
+        ('{"Secret": "s3cr3t-value"}', "s3cr3t-value"),
+        ("token=abcd1234", "abcd1234"),
+    ],
+)
+def test_every_secret_shape_is_redacted_in_text_and_config(text, secret):
+    assert secret not in redact_text(text) and REDACTED in redact_text(text)
+    assert redact_mapping({"note": text, "nested": {"note": text}}) == {
+        "note": redact_text(text),
+        "nested": {"note": redact_text(text)},
+    }
+
+
+def test_text_without_secrets_is_left_as_it_is():
+    plain = "What is the capital of France? Use max_tokens wisely."
+    assert redact_text(plain) == plain
+    assert redact_mapping({"max_tokens": 100, "API-Key": 7, "password": None}) == {
+        "max_tokens": 100,
+        "API-Key": REDACTED,
+        "password": REDACTED,
+    }
 
 
 async def test_authentication_middleware_checks_the_credential_and_its_tenant():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -34,9 +35,30 @@ _SECRET_TEXT = re.compile(
 )
 
 
+# A literal that each form above contains (the named forms in any case): text holding
+# none of them holds no secret and skips the expression, which is slow on long text.
+_KEY_MARKERS = ("sk-", "pk-", "rk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "github_pat_")
+_KEY_MARKERS += ("xox", "AIza", "eyJ")
+_NAME_MARKERS = ("bearer", "api", "secret", "token", "passw")
+
+
+def _may_hold_secret(text: str) -> bool:
+    if any(marker in text for marker in _KEY_MARKERS):
+        return True
+    lowered = text.lower()
+    return any(marker in lowered for marker in _NAME_MARKERS)
+
+
 def redact_text(text: str) -> str:
     """``text`` with recognisable secrets replaced by ``[REDACTED]``."""
+    if not _may_hold_secret(text):
+        return text
     return _SECRET_TEXT.sub(REDACTED, text)
+
+
+@functools.lru_cache(maxsize=4096)  # config keys are few and repeat every turn
+def _is_secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
 
 
 def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,7 +66,7 @@ def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
     redacted, nested mappings included."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if _SECRET_KEY.search(str(key)):
+        if _is_secret_key(str(key)):
             out[key] = REDACTED
         elif isinstance(value, Mapping):
             out[key] = redact_mapping(value)
