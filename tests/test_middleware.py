@@ -190,6 +190,8 @@ async def test_logging_middleware_logs_structured_fields_with_secrets_redacted(c
     assert "REALSECRET" not in fields["message"] and REDACTED in fields["message"]
     assert fields["config"]["api_key"] == REDACTED and fields["config"]["max_tokens"] == 100
     assert "REALSECRET" not in caplog.text and "tenant-key-123" not in caplog.text
+    assert record.getMessage() == "chat session=acme:s tenant=acme chars=42"
+    assert record.pathname.endswith("log.py") and record.funcName == "handle"
 
 
 @pytest.mark.parametrize(

@@ -53,13 +53,21 @@ class LoggingMiddleware(RequestMiddleware):
             fields["message"] = redact_text(head)[: self.max_message_chars]
         if self.include_config and request.config:
             fields["config"] = redact_mapping(request.config)
-        self.logger.log(
+        # Made and handled directly, as Logger.log does, without its walk up the stack to
+        # find the caller: the caller is always this method.
+        record = self.logger.makeRecord(
+            self.logger.name,
             self.level,
+            __file__,
+            _LINE,
             "%s session=%s tenant=%s chars=%d",
-            request.function,
-            request.session_id,
-            request.tenant_id,
-            len(request.message),
-            extra={"victor": fields},
+            (request.function, request.session_id, request.tenant_id, fields["message_chars"]),
+            None,
+            "handle",
+            {"victor": fields},
         )
+        self.logger.handle(record)
         return None
+
+
+_LINE = LoggingMiddleware.handle.__code__.co_firstlineno
