@@ -1,17 +1,20 @@
 """What middleware costs a chat turn, and how many checks a second the Redis rate
 limiter makes from one process.
 
-1. The three built-ins (``LoggingMiddleware`` at INFO into a handler that formats each
-   record and writes it to a null stream, ``AuthenticationMiddleware`` with
+1. The three built-ins (``LoggingMiddleware``, ``AuthenticationMiddleware`` with
    ``api_key_validator``, ``RateLimitMiddleware`` in memory with a limit never reached),
    timed directly as the orchestrator runs them each turn: ``coordinator.run(...)`` with
-   the turn's arguments; then whole turns with and without them (``ScriptedProvider``,
-   in-memory sessions, analytics off), after 200 warm-up turns, interleaved in blocks of
-   100 so that machine load hits both alike.
+   the turn's arguments, with the request logger in three states: at INFO into a handler
+   that formats each record and writes it to a string buffer, at INFO into a
+   ``NullHandler`` (the record is made, nothing written), and at the default level (INFO
+   not enabled: no record). Then whole turns (logging into the formatting handler) with
+   and without them (``ScriptedProvider``, in-memory sessions, analytics off), after 200
+   warm-up turns, interleaved in blocks of 100 so that machine load hits both alike.
 2. ``RedisTokenBucket.acquire`` against the local Redis: one check after another, then 32
    concurrent callers (one connection pool), distinct keys; its keys are deleted after.
 
-    python benchmarks/middleware.py [--turns 5000] [--checks 20000] [--redis URL] [--json out]
+    python benchmarks/middleware.py [--turns 5000] [--checks 20000] [--redis URL | --no-redis]
+                                    [--json out]
 """
 
 from __future__ import annotations
@@ -39,14 +42,24 @@ from victor.middleware import (
 from victor.providers import ScriptedProvider
 from victor.sessions import InMemorySessionStore
 
+LOGGING = ("formatting_handler", "null_handler", "not_enabled")
 
-def built_ins() -> MiddlewareCoordinator:
+
+def built_ins(logging_to: str = "formatting_handler") -> MiddlewareCoordinator:
     log = logging.getLogger("victor.requests")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    handler = logging.StreamHandler(io.StringIO())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s %(victor)s"))
-    log.addHandler(handler)
+    for old in list(log.handlers):
+        log.removeHandler(old)
+    if logging_to == "not_enabled":
+        log.setLevel(logging.NOTSET)  # the root logger's WARNING applies
+        log.propagate = True
+    else:
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        handler: logging.Handler = logging.NullHandler()
+        if logging_to == "formatting_handler":
+            handler = logging.StreamHandler(io.StringIO())
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s %(victor)s"))
+        log.addHandler(handler)
     coordinator = MiddlewareCoordinator()
     coordinator.add_middleware(LoggingMiddleware())
     coordinator.add_middleware(AuthenticationMiddleware(api_key_validator({"k-1": "acme"})))
@@ -62,8 +75,8 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def chain_cost(turns: int) -> dict[str, float]:
-    coordinator = built_ins()
+async def chain_cost(turns: int, logging_to: str) -> dict[str, float]:
+    coordinator = built_ins(logging_to)
 
     async def chat(message: str) -> None: ...
 
@@ -88,7 +101,7 @@ async def turn_cost(turns: int) -> dict[str, dict[str, float]]:
             _middleware_coordinator=middleware,
         )
 
-    plain, wrapped = make(None), make(built_ins())
+    plain, wrapped = make(None), make(built_ins("formatting_handler"))
     samples: dict[str, list[float]] = {"without": [], "with": []}
     config = {"api_key": "k-1"}
     for block in range(-2, turns // 100):
@@ -139,13 +152,15 @@ async def redis_throughput(url: str, checks: int) -> dict[str, float]:
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     import redis
 
-    return {
+    report: dict[str, object] = {
         "python": platform.python_version(),
         "redis_py": redis.__version__,
-        "middleware_chain": await chain_cost(args.turns),
+        "middleware_chain": {name: await chain_cost(args.turns, name) for name in LOGGING},
         "turn": await turn_cost(args.turns),
-        "redis_rate_limiter": await redis_throughput(args.redis, args.checks),
     }
+    if not args.no_redis:
+        report["redis_rate_limiter"] = await redis_throughput(args.redis, args.checks)
+    return report
 
 
 def main() -> None:
@@ -153,6 +168,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5000)
     parser.add_argument("--checks", type=int, default=20000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--no-redis", action="store_true", help="skip the Redis rate limiter")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
     report = asyncio.run(main_async(args))
