@@ -14,7 +14,7 @@ from victor.analytics import events
 from victor.analytics.exporters.sqlite import SQLiteAnalyticsExporter
 from victor.config.settings import Settings
 from victor.errors import ExperimentDataError
-from victor.experiments import Experiment, holm, report
+from victor.experiments import Experiment, benjamini_hochberg, holm, report
 from victor.protocols import Usage
 from victor.providers import SimulatedProvider
 
@@ -68,6 +68,12 @@ async def test_the_report_compares_every_metric_and_says_ship(tmp_path):
     payload = json.loads(json.dumps(result.to_dict()))
     assert payload["verdicts"]["haiku"]["decision"] == "ship"
     assert payload["metrics"][0]["variants"]["control"]["n"] > 0
+    assert payload["correction"] == "holm"
+    bh = await report(EXPERIMENT, store=db, correction="bh")
+    assert bh.correction == "bh" and bh.to_dict()["correction"] == "bh"
+    assert {m.name: m.adjusted_p["haiku"] for m in bh.metrics} == benjamini_hochberg(family)
+    with pytest.raises(ValueError, match="correction 'bonferroni' unknown; accepted: holm, bh"):
+        await report(EXPERIMENT, store=db, correction="bonferroni")
 
 
 async def _write(db, rows):

@@ -13,7 +13,14 @@ import pytest
 from scipy import stats
 
 from victor.errors import ExperimentDataError
-from victor.experiments import Experiment, analyze, holm, sample_size, srm_check
+from victor.experiments import (
+    Experiment,
+    analyze,
+    benjamini_hochberg,
+    holm,
+    sample_size,
+    srm_check,
+)
 from victor.experiments.inference import confidence_sequence, two_proportions, welch
 
 SIMULATIONS = 1_000
@@ -174,6 +181,19 @@ def test_quantile_metric_p95():
 def test_holm_adjusts_p_values_across_metrics():
     adjusted = holm({"quality": 0.01, "cost": 0.04, "latency": 0.03})
     assert adjusted == pytest.approx({"quality": 0.03, "cost": 0.06, "latency": 0.06})
+
+
+def test_benjamini_hochberg_agrees_with_scipy():
+    rng = np.random.default_rng(11)
+    for size in (1, 2, 5, 40):
+        p = np.concatenate([rng.uniform(0, 1, size), rng.uniform(0, 0.01, size)])
+        p[::3] = p[0]  # ties
+        named = {f"m{i}": float(v) for i, v in enumerate(p)}
+        adjusted = benjamini_hochberg(named)
+        expected = stats.false_discovery_control(p, method="bh")
+        assert list(adjusted) == list(named)
+        np.testing.assert_allclose(list(adjusted.values()), expected, rtol=0, atol=1e-12)
+    assert benjamini_hochberg({}) == {}
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from victor.experiments.experiment import (
     Namespace,
     check_exclusive,
 )
-from victor.experiments.inference import holm, sample_size
+from victor.experiments.inference import benjamini_hochberg, holm, sample_size
 from victor.experiments.loading import load_experiments, parse_experiments
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ __all__ = [
     "VariantSummary",
     "VariantVerdict",
     "analyze",
+    "benjamini_hochberg",
     "check_exclusive",
     "holm",
     "load_experiments",

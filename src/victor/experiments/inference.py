@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "Estimate",
+    "benjamini_hochberg",
     "confidence_sequence",
     "holm",
     "probability_to_beat",
@@ -126,6 +127,18 @@ def holm(p_values: dict[str, float]) -> dict[str, float]:
     running = 0.0
     for rank, (name, p) in enumerate(ordered):
         running = max(running, min(1.0, (m - rank) * p))
+        adjusted[name] = running
+    return {name: adjusted[name] for name in p_values}
+
+
+def benjamini_hochberg(p_values: dict[str, float]) -> dict[str, float]:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate across metrics)."""
+    ordered = sorted(p_values.items(), key=lambda item: item[1], reverse=True)
+    m = len(ordered)
+    adjusted: dict[str, float] = {}
+    running = 1.0
+    for rank, (name, p) in enumerate(ordered):  # from the largest p down
+        running = min(running, m / (m - rank) * p)
         adjusted[name] = running
     return {name: adjusted[name] for name in p_values}
 

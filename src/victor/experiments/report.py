@@ -1,5 +1,5 @@
 """An experiment's report, from the analytics store: every metric per variant, the split
-checked, Holm across metrics, guardrails and a verdict line per variant.
+checked, Holm (or Benjamini-Hochberg) across metrics, guardrails and a verdict line per variant.
 
 ```python
 from victor.experiments import report
@@ -17,7 +17,7 @@ from ``record_feedback``) and each custom metric (the session's mean value, from
 ``record_metric``; only sessions that recorded it count). A metric whose values are all 0
 or 1 per session is a proportion.
 
-Decisions: a variant whose guardrail metric is significantly worse (after Holm) is to
+Decisions: a variant whose guardrail metric is significantly worse (after the correction) is to
 ``stop``; while the split fails the sample-ratio-mismatch check (p < 0.001) no variant is
 to ``ship`` (``check split``); a primary metric significantly better is ``ship``,
 significantly worse ``stop``, else ``keep running``.
@@ -50,7 +50,7 @@ from victor.analytics.exporters._schema import DEFAULT_TABLE, ident
 from victor.errors import ExperimentDataError
 from victor.experiments.analysis import Analysis, SRMResult, analyze, srm_check
 from victor.experiments.experiment import Experiment
-from victor.experiments.inference import holm
+from victor.experiments.inference import benjamini_hochberg, holm
 
 __all__ = ["ExperimentReport", "MetricReport", "VariantVerdict", "report"]
 
@@ -73,6 +73,10 @@ LABELS = {
     TOOL_ERRORS: "tool errors",
 }
 SHIP, STOP, KEEP, CHECK_SPLIT, CONTROL = "ship", "stop", "keep running", "check split", "control"
+# Corrections across a variant's metrics: Holm (family-wise error) or Benjamini-Hochberg
+# (false discovery rate).
+HOLM, BH = "holm", "bh"
+CORRECTIONS = {HOLM: holm, BH: benjamini_hochberg}
 
 _SESSIONS_SQL = f"""
 SELECT session_id, MAX(variant),
@@ -98,7 +102,8 @@ _OUTCOMES_SQL = (
 @dataclass(frozen=True, slots=True)
 class MetricReport:
     """One metric: each variant's summary and its comparison with the control, with
-    the Holm-adjusted p-value (``adjusted_p``, across the variant's metrics)."""
+    the adjusted p-value (``adjusted_p``: Holm or Benjamini-Hochberg across the variant's
+    metrics)."""
 
     name: str
     label: str
@@ -142,6 +147,7 @@ class ExperimentReport:
     metrics: list[MetricReport]
     skipped: dict[str, str]  # metric -> why it has no analysis
     verdicts: dict[str, VariantVerdict]
+    correction: str = HOLM
 
     def metric(self, name: str) -> MetricReport:
         for metric in self.metrics:
@@ -160,6 +166,7 @@ class ExperimentReport:
                 "experiment": self.experiment,
                 "control": self.control,
                 "alpha": self.alpha,
+                "correction": self.correction,
                 "units": self.units,
                 "weights": self.weights,
                 "srm": asdict(self.srm),
@@ -327,6 +334,7 @@ async def report(
     primary: str | None = None,
     guardrails: Sequence[str] | None = None,
     alpha: float = 0.05,
+    correction: str = HOLM,
 ) -> ExperimentReport:
     """The report of ``experiment`` (an :class:`Experiment`, or its name: then the
     variants are those seen, equally weighted, the control ``"control"`` or else the
@@ -336,7 +344,12 @@ async def report(
     ``primary``: the metric that decides (default the experiment's primary metric, else
     ``feedback``, else the only custom metric); ``guardrails``: metrics that stop a
     variant when significantly worse (default the experiment's, with errors and tool
-    errors)."""
+    errors); ``correction``: ``"holm"`` (the default) or ``"bh"`` (Benjamini-Hochberg),
+    across each variant's metrics."""
+    if correction not in CORRECTIONS:
+        raise ValueError(
+            f"report: correction {correction!r} unknown; accepted: {', '.join(CORRECTIONS)}"
+        )
     name = experiment.name if isinstance(experiment, Experiment) else experiment
     data = await _read(store, name)
     if not data.sessions:
@@ -395,14 +408,14 @@ async def report(
             if variant in m.analysis.comparisons
             and math.isfinite(m.analysis.comparisons[variant].p_value)
         }
-        for metric_name, p in holm(family).items():
+        for metric_name, p in CORRECTIONS[correction](family).items():
             next(m for m in metrics if m.name == metric_name).adjusted_p[variant] = p
     if primary is None:
         custom = [m.name for m in metrics if m.name not in LOWER_IS_BETTER]
         primary = FEEDBACK_METRIC if FEEDBACK_METRIC in custom else None
         primary = primary or (custom[0] if len(custom) == 1 else None)
     result = ExperimentReport(
-        name, control, alpha, units, weights, srm, primary, metrics, skipped, {}
+        name, control, alpha, units, weights, srm, primary, metrics, skipped, {}, correction
     )
     result.verdicts = {v: _verdict(result, v) for v in weights if v != control}
     return result
