@@ -192,3 +192,50 @@ def test_the_cli_prints_the_report_as_tables_or_json(tmp_path):
         result = runner.invoke(app, ["experiments", "report", *args])
         assert result.exit_code == 2 and message in result.output
         assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("unit", ["user", "tenant"])
+async def test_the_report_aggregates_per_unit_of_the_experiment(tmp_path, unit):
+    experiment = Experiment(
+        "by-unit",
+        {"control": {"model": "gpt-4o-mini"}, "haiku": {"model": "claude-haiku-4-5"}},
+        seed="u-1",
+        unit=unit,
+    )
+    db = tmp_path / "analytics.db"
+    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(db)], outbox=False)
+    coordinator = ExperimentConfigCoordinator(experiment, analytics=analytics)
+    provider = SimulatedProvider(seed=5)
+    scores: dict[str, list[float]] = {}
+    async with AgentOrchestrator(
+        settings=Settings(),
+        provider=provider,
+        _config_coordinator=coordinator,
+        _analytics_coordinator=analytics,
+    ) as orchestrator:
+        for owner in range(40):  # 40 units of three sessions each
+            for i in range(3):
+                session_id, config = f"s-{owner}-{i}", {"user_id": f"u-{owner}"}
+                if unit == "tenant":
+                    session_id, config = f"t{owner}:s-{i}", {}
+                response = await orchestrator.chat("Hello", session_id=session_id, config=config)
+                score = float((owner + i) % 3 == 0)
+                await orchestrator.record_feedback(session_id, score)
+                scores.setdefault(response.variant, []).append(score)
+    result = await report(experiment, store=db)
+    assert result.unit == unit and result.to_dict()["unit"] == unit, result.skipped
+    assert "feedback" not in result.skipped, result.skipped
+    assert sum(result.units.values()) == 40  # units, not the 120 sessions
+    assert result.units["control"] == sum(
+        experiment.assign(f"u-{o}" if unit == "user" else f"t{o}") == "control" for o in range(40)
+    )
+    feedback = result.metric("feedback").analysis.variants
+    for variant, summary in feedback.items():
+        assert summary.n == result.units[variant]
+        # The mean of per-unit means of three sessions is the mean over the sessions.
+        assert summary.mean == pytest.approx(sum(scores[variant]) / len(scores[variant]))
+    assert result.metric("tokens").analysis.variants["control"].n == result.units["control"]
+    per_session = await report(experiment, store=db, unit="session")
+    assert sum(per_session.units.values()) == 120
+    with pytest.raises(ValueError, match="unit 'device' unknown; accepted: session, user"):
+        await report(experiment, store=db, unit="device")

@@ -57,6 +57,7 @@ MESSAGE = "message"
 STAGE = "stage"
 EXPERIMENT = "experiment"
 VARIANT = "variant"
+UNIT_ID = "unit_id"  # the experiment unit (session, user or tenant) a session belongs to
 SCORE = "score"
 COMMENT = "comment"
 METRIC_NAME = "name"
@@ -221,9 +222,16 @@ def error(scope: Scope, exc: BaseException, stage: str) -> Event:
     return _event(ERROR, scope, data)
 
 
-def experiment_assignment(scope: Scope, *, experiment: str, variant: str) -> Event:
-    """A session assigned to an arm of an A/B experiment."""
-    return _event(EXPERIMENT_ASSIGNMENT, scope, {EXPERIMENT: experiment, VARIANT: variant})
+def experiment_assignment(
+    scope: Scope, *, experiment: str, variant: str, unit_id: str | None = None
+) -> Event:
+    """A session assigned to an arm of an A/B experiment, through its unit ``unit_id``
+    (the session, its user or its tenant)."""
+    return _event(
+        EXPERIMENT_ASSIGNMENT,
+        scope,
+        {EXPERIMENT: experiment, VARIANT: variant, UNIT_ID: unit_id},
+    )
 
 
 def feedback(scope: Scope, *, score: float, comment: str | None = None) -> Event:

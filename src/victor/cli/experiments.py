@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 app = typer.Typer(help="A/B experiments: their reports.", add_completion=False)
 
 COLUMNS = (
-    ("metric", "what is measured per session (p95 latency: over turns)"),
+    ("metric", "what is measured per unit: session, user or tenant (p95 latency: over turns)"),
     ("variant", "the arm of the experiment; the control is what the others are compared with"),
-    ("n", "sessions with data for the metric"),
+    ("n", "units with data for the metric"),
     ("value", "the variant's mean, rate (share of 1s), ratio or p95, with its 95% CI"),
     ("lift", "relative change against the control, with its 95% CI"),
     ("p", "two-sided p-value against the control"),
@@ -77,7 +77,8 @@ def print_report(console: Console, result: ExperimentReport, *, explain: bool = 
     )
     state = "[red]FAILED[/red]" if result.srm.flagged else "ok"
     console.print(
-        f"Sessions: {split}; sample ratio check p={result.srm.p_value:.3g}: {state}",
+        f"{result.unit.capitalize()}s: {split}; "
+        f"sample ratio check p={result.srm.p_value:.3g}: {state}",
         soft_wrap=True,
     )
     for metric, why in result.skipped.items():

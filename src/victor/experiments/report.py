@@ -9,13 +9,15 @@ print("\\n".join(result.lines()))  # "haiku: +14.3% good answers (95% CI ...); S
 result.to_dict()                   # the same as JSON (``victor experiments report NAME --json``)
 ```
 
-The unit is the session. Metrics per session, from the events of the experiment:
+The unit is the experiment's: the session, the tenant (every event names it) or the
+user (the ``experiment_assignment`` event of each session names its unit; a session
+without one is left out). Metrics per unit, from the events of the experiment:
 ``latency_ms`` (mean turn latency), ``latency_p95_ms`` (95th percentile over turns),
 ``tokens`` and ``cost_usd`` (sums), ``errors`` (failed turns / turns, a ratio) and
-``tool_errors`` (failed tool calls / tool calls), ``feedback`` (the session's mean score,
-from ``record_feedback``) and each custom metric (the session's mean value, from
-``record_metric``; only sessions that recorded it count). A metric whose values are all 0
-or 1 per session is a proportion.
+``tool_errors`` (failed tool calls / tool calls), ``feedback`` (the unit's mean score,
+from ``record_feedback``) and each custom metric (the unit's mean value, from
+``record_metric``; only units that recorded it count). A metric whose values are all 0
+or 1 per unit is a proportion.
 
 Decisions: a variant whose guardrail metric is significantly worse (after the correction) is to
 ``stop``; while the split fails the sample-ratio-mismatch check (p < 0.001) no variant is
@@ -38,6 +40,7 @@ from typing import Any
 from victor.analytics.events import (
     CHAT_COMPLETE,
     ERROR,
+    EXPERIMENT_ASSIGNMENT,
     FEEDBACK,
     METRIC,
     METRIC_NAME,
@@ -45,11 +48,12 @@ from victor.analytics.events import (
     SCORE,
     TOKEN_USAGE,
     TOOL_CALL,
+    UNIT_ID,
 )
 from victor.analytics.exporters._schema import DEFAULT_TABLE, ident
 from victor.errors import ExperimentDataError
 from victor.experiments.analysis import Analysis, SRMResult, analyze, srm_check
-from victor.experiments.experiment import Experiment
+from victor.experiments.experiment import UNITS, Experiment
 from victor.experiments.inference import benjamini_hochberg, holm
 
 __all__ = ["ExperimentReport", "MetricReport", "VariantVerdict", "report"]
@@ -81,12 +85,14 @@ CORRECTIONS = {HOLM: holm, BH: benjamini_hochberg}
 _SESSIONS_SQL = f"""
 SELECT session_id, MAX(variant),
     SUM(CASE WHEN type = '{CHAT_COMPLETE}' THEN 1 ELSE 0 END),
-    AVG(CASE WHEN type = '{CHAT_COMPLETE}' THEN latency_ms END),
+    SUM(CASE WHEN type = '{CHAT_COMPLETE}' THEN latency_ms END),
     SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN total_tokens ELSE 0 END),
     SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN cost_usd END),
     SUM(CASE WHEN type = '{ERROR}' THEN 1 ELSE 0 END),
     SUM(CASE WHEN type = '{TOOL_CALL}' THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type = '{TOOL_CALL}' AND is_error THEN 1 ELSE 0 END)
+    SUM(CASE WHEN type = '{TOOL_CALL}' AND is_error THEN 1 ELSE 0 END),
+    COUNT(CASE WHEN type = '{CHAT_COMPLETE}' THEN latency_ms END),
+    MAX(tenant_id)
 FROM {{table}} WHERE experiment = {{p}} AND variant IS NOT NULL GROUP BY session_id
 """
 _TURNS_SQL = (
@@ -95,7 +101,8 @@ _TURNS_SQL = (
 )
 _OUTCOMES_SQL = (
     "SELECT session_id, variant, type, data FROM {table} WHERE experiment = {p} "
-    f"AND type IN ('{FEEDBACK}', '{METRIC}') AND variant IS NOT NULL"
+    f"AND type IN ('{FEEDBACK}', '{METRIC}', '{EXPERIMENT_ASSIGNMENT}') "
+    "AND variant IS NOT NULL"
 )
 
 
@@ -148,6 +155,7 @@ class ExperimentReport:
     skipped: dict[str, str]  # metric -> why it has no analysis
     verdicts: dict[str, VariantVerdict]
     correction: str = HOLM
+    unit: str = "session"  # what ``units`` counts and each metric's sample is
 
     def metric(self, name: str) -> MetricReport:
         for metric in self.metrics:
@@ -167,6 +175,7 @@ class ExperimentReport:
                 "control": self.control,
                 "alpha": self.alpha,
                 "correction": self.correction,
+                "unit": self.unit,
                 "units": self.units,
                 "weights": self.weights,
                 "srm": asdict(self.srm),
@@ -282,9 +291,51 @@ def _kind(samples: Mapping[str, Sequence[float]]) -> str:
     return "proportion" if all(v in (0.0, 1.0) for v in every) else "mean"
 
 
-def _samples(data: _Data) -> dict[str, dict[str, Any]]:
+def _fields(raw: Any) -> dict[str, Any]:
+    return json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+
+
+def _unit_of(data: _Data, unit: str) -> dict[str, str]:
+    """Session id -> the id of its unit (sessions without a known unit left out)."""
+    if unit == "tenant":
+        return {s[0]: s[10] for s in data.sessions if s[10] is not None}
+    if unit == "user":
+        return {
+            session_id: str(_fields(raw)[UNIT_ID])
+            for session_id, _, kind, raw in data.outcomes
+            if kind == EXPERIMENT_ASSIGNMENT and _fields(raw).get(UNIT_ID) is not None
+        }
+    return {s[0]: s[0] for s in data.sessions}
+
+
+def _per_unit(data: _Data, unit_of: Mapping[str, str]) -> list[tuple[Any, ...]]:
+    """The sessions' rows added up per (unit, variant): (unit, variant, turns, mean
+    latency, tokens, cost, errors, tool calls, tool errors)."""
+    sums: dict[tuple[str, str], list[Any]] = {}
+    for s in data.sessions:
+        if s[0] not in unit_of:
+            continue
+        row = sums.setdefault((unit_of[s[0]], s[1]), [0, 0.0, 0, None, 0, 0, 0, 0])
+        turns, latency, tokens, cost, errors, calls, tool_errors, timed = s[2:10]
+        row[0] += turns or 0
+        row[1] += latency or 0.0
+        row[2] += tokens or 0
+        row[3] = cost if row[3] is None else row[3] + (cost or 0.0)
+        row[4] += errors or 0
+        row[5] += calls or 0
+        row[6] += tool_errors or 0
+        row[7] += timed or 0
+    return [
+        (unit, variant, r[0], r[1] / r[7] if r[7] else None, *r[2:7])
+        for (unit, variant), r in sums.items()
+    ]
+
+
+def _samples(
+    data: _Data, units: Sequence[tuple[Any, ...]], unit_of: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
     """Metric name -> analyze() arguments (samples, kind and, for ratios, denominators)."""
-    sessions = data.sessions
+    sessions = units
     metrics: dict[str, dict[str, Any]] = {
         LATENCY: {"samples": _per_variant([(s[1], s[3]) for s in sessions if s[3] is not None])},
         LATENCY_P95: {"samples": _per_variant(data.turns), "kind": "quantile", "quantile": 0.95},
@@ -304,17 +355,18 @@ def _samples(data: _Data) -> dict[str, dict[str, Any]]:
     }
     outcomes: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)
     for session_id, variant, kind, raw in data.outcomes:
-        fields = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+        if kind == EXPERIMENT_ASSIGNMENT or session_id not in unit_of:
+            continue
+        fields = _fields(raw)
         if kind == FEEDBACK:
             name, value = FEEDBACK_METRIC, fields.get(SCORE)
         else:
             name, value = str(fields.get(METRIC_NAME)), fields.get(METRIC_VALUE)
         if isinstance(value, int | float) and math.isfinite(value):
-            outcomes[name].setdefault((session_id, variant), []).append(float(value))
-    for name, per_session in sorted(outcomes.items()):
-        samples = _per_variant(
-            [(variant, sum(v) / len(v)) for (_, variant), v in per_session.items()]
-        )
+            key = (unit_of[session_id], variant)
+            outcomes[name].setdefault(key, []).append(float(value))
+    for name, per_unit in sorted(outcomes.items()):
+        samples = _per_variant([(variant, sum(v) / len(v)) for (_, variant), v in per_unit.items()])
         metrics[name] = {"samples": samples, "kind": _kind(samples)}
     return metrics
 
@@ -335,6 +387,7 @@ async def report(
     guardrails: Sequence[str] | None = None,
     alpha: float = 0.05,
     correction: str = HOLM,
+    unit: str | None = None,
 ) -> ExperimentReport:
     """The report of ``experiment`` (an :class:`Experiment`, or its name: then the
     variants are those seen, equally weighted, the control ``"control"`` or else the
@@ -345,18 +398,29 @@ async def report(
     ``feedback``, else the only custom metric); ``guardrails``: metrics that stop a
     variant when significantly worse (default the experiment's, with errors and tool
     errors); ``correction``: ``"holm"`` (the default) or ``"bh"`` (Benjamini-Hochberg),
-    across each variant's metrics."""
+    across each variant's metrics; ``unit``: what a sample is, ``"session"``, ``"user"``
+    or ``"tenant"`` (default the experiment's unit, else the session)."""
     if correction not in CORRECTIONS:
         raise ValueError(
             f"report: correction {correction!r} unknown; accepted: {', '.join(CORRECTIONS)}"
         )
     name = experiment.name if isinstance(experiment, Experiment) else experiment
+    unit = unit or (experiment.unit if isinstance(experiment, Experiment) else "session")
+    if unit not in UNITS:
+        raise ValueError(f"report: unit {unit!r} unknown; accepted: {', '.join(UNITS)}")
     data = await _read(store, name)
+    unit_of = _unit_of(data, unit)
+    rows = _per_unit(data, unit_of)
     if not data.sessions:
         raise ExperimentDataError(f"no events of experiment {name!r} in the analytics store")
+    if not rows:
+        raise ExperimentDataError(
+            f"experiment {name!r}: no session in the analytics store names its {unit} "
+            f"(the {UNIT_ID} of its {EXPERIMENT_ASSIGNMENT} event)"
+        )
     units: dict[str, int] = defaultdict(int)
-    for session in data.sessions:
-        units[session[1]] += 1
+    for row in rows:
+        units[row[1]] += 1
     if isinstance(experiment, Experiment):
         control = control or experiment.control
         weights = weights or experiment.weights
@@ -383,7 +447,7 @@ async def report(
 
     metrics: list[MetricReport] = []
     skipped: dict[str, str] = {}
-    for metric, arguments in _samples(data).items():
+    for metric, arguments in _samples(data, rows, unit_of).items():
         kind = arguments.pop("kind", "mean")
         try:
             analysis = analyze(arguments.pop("samples"), control, kind, alpha, **arguments)
@@ -415,7 +479,7 @@ async def report(
         primary = FEEDBACK_METRIC if FEEDBACK_METRIC in custom else None
         primary = primary or (custom[0] if len(custom) == 1 else None)
     result = ExperimentReport(
-        name, control, alpha, units, weights, srm, primary, metrics, skipped, {}, correction
+        name, control, alpha, units, weights, srm, primary, metrics, skipped, {}, correction, unit
     )
     result.verdicts = {v: _verdict(result, v) for v in weights if v != control}
     return result

@@ -36,7 +36,8 @@ class ExperimentConfigCoordinator(ConfigCoordinator):
     ``user_id``, as ``experiment.unit`` says. With ``table``, a unit keeps its first
     variant when weights change. ``analytics`` (the orchestrator's
     ``analytics_coordinator``, settable after construction) receives one
-    ``experiment_assignment`` event per unit the first time this process assigns it.
+    ``experiment_assignment`` event per session the first time this process assigns it,
+    naming the unit (so the report can group a user's or a tenant's sessions).
     """
 
     def __init__(
@@ -52,14 +53,16 @@ class ExperimentConfigCoordinator(ConfigCoordinator):
         self.experiment = experiment
         self.table = table
         self.analytics = analytics
-        self._announced: set[str] = set()
+        # Session -> unit of the sessions this process assigned: a user's feedback and
+        # metrics, recorded outside a turn without the user id, keep the session's variant.
+        self._units: dict[str, str] = {}
 
     def unit_id(self, session_id: str, config: dict[str, Any]) -> str | None:
         if self.experiment.unit == "tenant":
             return config.get("tenant_id") or tenant_of(session_id)
         if self.experiment.unit == "user":
             user = config.get(USER_ID)
-            return str(user) if user is not None else None
+            return str(user) if user is not None else self._units.get(session_id)
         return session_id
 
     async def variant_of(self, unit_id: str) -> str | None:
@@ -77,14 +80,14 @@ class ExperimentConfigCoordinator(ConfigCoordinator):
             merge_into(config, self.experiment.variants[variant])
             config[EXPERIMENT] = self.experiment.name
             config[VARIANT] = variant
-            if unit not in self._announced:
-                self._announced.add(unit)
-                self._announce(session_id, config, variant)
+            if self._units.get(session_id) != unit:
+                self._units[session_id] = unit
+                self._announce(session_id, config, variant, unit)
         if config_override:
             merge_into(config, config_override)
         return config
 
-    def _announce(self, session_id: str, config: dict[str, Any], variant: str) -> None:
+    def _announce(self, session_id: str, config: dict[str, Any], variant: str, unit: str) -> None:
         if self.analytics is None:
             return
         scope = Scope(
@@ -94,7 +97,9 @@ class ExperimentConfigCoordinator(ConfigCoordinator):
             variant,
         )
         self.analytics.emit(
-            experiment_assignment(scope, experiment=self.experiment.name, variant=variant)
+            experiment_assignment(
+                scope, experiment=self.experiment.name, variant=variant, unit_id=unit
+            )
         )
 
     async def aclose(self) -> None:
