@@ -3,7 +3,12 @@ import pytest
 from victor import AgentOrchestrator, Settings, tool
 from victor.errors import ProviderError, ProviderRateLimitError, ProviderServerError
 from victor.protocols import ChatResponse, Message
-from victor.providers import FunctionProvider, ScriptedProvider, SimulatedProvider
+from victor.providers import (
+    FunctionProvider,
+    ScriptedProvider,
+    SimulatedClock,
+    SimulatedProvider,
+)
 
 
 @tool
@@ -113,3 +118,20 @@ async def test_simulated_drives_the_whole_loop():
         response = await orch.chat("what is the weather in Paris", session_id="sim")
     assert response.tool_calls[0].name == "get_weather"
     assert "sunny in" in response.content
+
+
+async def test_a_simulated_clock_makes_latency_the_simulated_one():
+    clock = SimulatedClock()
+    provider = SimulatedProvider(
+        seed=1, latency_ms=250, latency_sigma=0, tool_call_rate=1.0, clock=clock
+    )
+    async with AgentOrchestrator(
+        settings=Settings(session_store="memory"),
+        provider=provider,
+        tools=[get_weather],
+        clock=clock,
+    ) as orchestrator:
+        response = await orchestrator.chat("What's the weather in Paris?")
+    # Two model calls (the tool call, then the answer) of 250 ms each, and no real wait.
+    assert len(response.tool_results) == 1
+    assert response.latency_ms == pytest.approx(500.0) and clock() == pytest.approx(0.5)

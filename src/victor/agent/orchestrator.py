@@ -72,7 +72,10 @@ class AgentOrchestrator:
         _context_coordinator: ContextCoordinator | None = None,
         _tool_selection_coordinator: ToolSelectionCoordinator | None = None,
         _middleware_coordinator: MiddlewareCoordinator | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        # Seconds for every latency measured here; a simulation passes its virtual clock.
+        self.clock = clock
         self.settings = settings if settings is not None else Settings()
         self.provider = (
             provider
@@ -316,6 +319,7 @@ class AgentOrchestrator:
             default_model=self.model,
             settings=self.settings,
             analytics=self.analytics_coordinator.enabled,
+            started=self.clock(),
         )
         if not self._store_open:  # fail before a model call is paid for
             await self.session_store.open()
@@ -377,7 +381,7 @@ class AgentOrchestrator:
 
     async def _compact(self, turn: Turn) -> None:
         threshold = turn.config.get("context_compaction_threshold")
-        start = time.perf_counter()
+        start = self.clock()
         compaction = await self.context_coordinator.maybe_compact(
             turn.history,
             turn.new_messages,
@@ -393,7 +397,7 @@ class AgentOrchestrator:
             turn.history = compaction.messages
             turn.compacted = True
             if compaction.usage is not None:
-                self.reporter.compaction(turn, compaction, (time.perf_counter() - start) * 1000)
+                self.reporter.compaction(turn, compaction, (self.clock() - start) * 1000)
 
     async def _select_tools(self, turn: Turn) -> None:
         if not self.tools:
@@ -413,7 +417,7 @@ class AgentOrchestrator:
             options["temperature"] = turn.temperature
         if turn.max_tokens is not None:
             options["max_tokens"] = turn.max_tokens
-        start = time.perf_counter()
+        start = self.clock()
         if streaming:
             response = None
             stream = self.provider.stream(messages, model=turn.model, tools=turn.tools, **options)
@@ -433,7 +437,7 @@ class AgentOrchestrator:
             response = await self.provider.chat(
                 messages, model=turn.model, tools=turn.tools, **options
             )
-        self.reporter.model_call(turn, response, (time.perf_counter() - start) * 1000)
+        self.reporter.model_call(turn, response, (self.clock() - start) * 1000)
         yield StreamChunk(type="done", response=response)
 
     async def _loop(self, turn: Turn, streaming: bool) -> AsyncIterator[StreamChunk]:
@@ -505,7 +509,7 @@ class AgentOrchestrator:
     ) -> ChatResponse:
         model = response.model or turn.model
         cost = self.reporter.cost(turn, model)
-        latency_ms = (time.perf_counter() - turn.started) * 1000
+        latency_ms = (self.clock() - turn.started) * 1000
         self.reporter.finished(turn, model, cost, latency_ms)
         return ChatResponse(
             content=response.content,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,6 +78,7 @@ class Turn:
         default_model: str,
         settings: Settings,
         analytics: bool,
+        started: float,
     ) -> Turn:
         """A turn of ``session_id`` with the session's ``config`` applied over
         ``settings``. The tenant is the session id's; a config naming another is refused."""
@@ -100,7 +100,7 @@ class Turn:
             variant=config.get("variant"),
             experiment=config.get("experiment"),
             analytics=analytics and config.get("enable_analytics", True) is not False,
-            started=time.perf_counter(),
+            started=started,
         )
 
 

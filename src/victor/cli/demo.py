@@ -3,14 +3,14 @@ experiment, offline, then the experiment's report.
 
 Reproducible: sessions run one after the other on one seeded simulated model, and
 sessions are assigned by the experiment's hash, so the same ``--seed`` gives the same
-split, answers, tokens, costs and feedback (latencies are measured, so they move a
-little). The demo keeps its own data directory (``<data_dir>/demo``), emptied each run.
+split, answers, tokens, costs and feedback; latencies are the simulated model's, on a
+virtual clock that its delays move on (no real waiting), so the same output entire.
+The demo keeps its own data directory (``<data_dir>/demo``), emptied each run.
 """
 
 from __future__ import annotations
 
 import random
-import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -20,7 +20,7 @@ from victor.agent.orchestrator import AgentOrchestrator
 from victor.config.settings import Settings
 from victor.errors import ProviderError
 from victor.experiments import Experiment
-from victor.providers import SimulatedProvider
+from victor.providers import SimulatedClock, SimulatedProvider
 from victor.tools import tool
 
 EXPERIMENT = "demo-model"
@@ -91,7 +91,9 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
     settings = Settings(data_dir=data_dir, session_store="memory")
     experiment = Experiment(EXPERIMENT, VARIANTS, seed=f"demo-{seed}")
     analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(store)], outbox=False)
+    clock = SimulatedClock()
     provider = SimulatedProvider(
+        clock=clock,
         seed=seed,
         error_rate=0.02,
         tool_call_rate=0.7,
@@ -105,6 +107,7 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
         system_prompt="You are a helpful assistant.",
         _config_coordinator=ExperimentConfigCoordinator(experiment, analytics=analytics),
         _analytics_coordinator=analytics,
+        clock=clock,
     )
     rng = random.Random(seed)
     arms = ", ".join(f"{v}: {c['model']}" for v, c in VARIANTS.items())
@@ -114,7 +117,6 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
         "), simulated model, offline\n",
         highlight=False,
     )
-    started = time.perf_counter()
     failed = 0
     progress = Progress(
         TextColumn("conversations"), BarColumn(), MofNCompleteColumn(), console=console,
@@ -136,12 +138,11 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
                 if good:  # the user rates the conversation: were the answers good?
                     await orchestrator.record_feedback(session_id, sum(good) / len(good))
                 progress.advance(task)
-    elapsed = time.perf_counter() - started
     result = await report(experiment, store=store, primary="feedback")
     print_report(console, result)
     console.print(
         f"\n{sessions * turns - failed} turns answered, {failed} failed (simulated server "
-        f"errors) in {elapsed:.1f} s. Events in {store}: see them with "
+        f"errors) in {clock():.1f} s of simulated model time. Events in {store}: see them with "
         f"victor analytics --db {store} --by variant, or "
         f"victor experiments report {EXPERIMENT} --db {store}",
         highlight=False,

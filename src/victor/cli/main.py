@@ -190,8 +190,12 @@ def demo(
     turns: Annotated[int, typer.Option(min=1, max=50, help="Turns per conversation.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 7,
     latency_ms: Annotated[
-        float, typer.Option(help="Median simulated model latency (the treatment's is 1.4x).")
-    ] = 1.0,
+        float,
+        typer.Option(
+            help="Median simulated model latency, ms, in virtual time (no real wait; "
+            "the treatment's is 1.4x)."
+        ),
+    ] = 400.0,
 ) -> None:
     """Run offline: simulated conversations with tools through the whole agent loop and
     an A/B experiment of two models, then print the experiment's report."""

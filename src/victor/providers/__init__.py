@@ -12,7 +12,7 @@ from victor.errors import ConfigError
 from victor.protocols import IProvider
 from victor.providers.function import FunctionProvider
 from victor.providers.scripted import ScriptedProvider
-from victor.providers.simulated import SimulatedProvider
+from victor.providers.simulated import SimulatedClock, SimulatedProvider
 
 if TYPE_CHECKING:
     from victor.providers._retry import RetryPolicy
@@ -34,6 +34,7 @@ __all__ = [
     "OpenAIProvider",
     "RetryPolicy",
     "ScriptedProvider",
+    "SimulatedClock",
     "SimulatedProvider",
 ]
 

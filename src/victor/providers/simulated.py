@@ -85,6 +85,23 @@ def _example_value(schema: dict[str, Any], rng: random.Random) -> Any:
     return "example"
 
 
+class SimulatedClock:
+    """Virtual time for a simulation: calling it reads the time in seconds, and
+    :meth:`sleep` moves it on at once instead of waiting. Given to a
+    :class:`SimulatedProvider` and to ``AgentOrchestrator(clock=...)``, the latencies
+    measured are the simulated ones, the same on every run with the same seed."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)  # still a point where other tasks run
+
+
 class SimulatedProvider(IProvider):
     """Plays a model with seeded randomness.
 
@@ -98,6 +115,8 @@ class SimulatedProvider(IProvider):
     - ``model_quality``: per-model chance (0-1) to give a "good" answer; the answer's
       ``metadata`` carries it so A/B demos have an outcome to measure.
     - ``model_latency_ms``: per-model median latency, over ``latency_ms``.
+    - ``clock``: a :class:`SimulatedClock` that the latency advances instead of a real
+      wait.
     """
 
     name = "simulated"
@@ -115,6 +134,7 @@ class SimulatedProvider(IProvider):
         answers: Sequence[str] = DEFAULT_ANSWERS,
         model_quality: dict[str, float] | None = None,
         model_latency_ms: dict[str, float] | None = None,
+        clock: SimulatedClock | None = None,
     ) -> None:
         if not 0.0 <= error_rate <= 1.0 or not 0.0 <= tool_call_rate <= 1.0:
             raise ValueError("error_rate and tool_call_rate are probabilities (0 to 1)")
@@ -128,6 +148,7 @@ class SimulatedProvider(IProvider):
         self.model_quality = dict(model_quality or {})
         self.model_latency_ms = dict(model_latency_ms or {})
         self.calls = 0
+        self.sleep = clock.sleep if clock is not None else asyncio.sleep
 
     def _latency(self, model: str) -> float:
         median = self.model_latency_ms.get(model, self.latency_ms)
@@ -156,7 +177,7 @@ class SimulatedProvider(IProvider):
         self.calls += 1
         delay = self._latency(model)
         if delay:
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
         roll = self.rng.random()
         if roll < self.error_rate:
             if roll < self.error_rate / 5:
