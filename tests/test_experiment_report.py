@@ -175,6 +175,12 @@ def test_the_cli_prints_the_report_as_tables_or_json(tmp_path):
     assert "haiku: +" in shown.output and "SRM ok" in shown.output
     plain = runner.invoke(app, ["experiments", "report", "answer-model", "--db", str(db), "--json"])
     assert json.loads(plain.stdout)["units"] == asyncio.run(report(EXPERIMENT, store=db)).units
+    args = ["experiments", "report", "answer-model", "--db", str(db), "--correction", "bh"]
+    bh = runner.invoke(app, args)
+    assert bh.exit_code == 0 and " p bh ┃" in bh.output and " p holm ┃" not in bh.output
+    assert json.loads(runner.invoke(app, [*args, "--json"]).stdout)["correction"] == "bh"
+    wrong = runner.invoke(app, [*args[:-1], "fdr"])
+    assert wrong.exit_code == 2 and "'fdr' is not one of 'holm', 'bh'" in wrong.output
     file = tmp_path / "experiments.yaml"
     file.write_text(
         "experiments:\n  - name: answer-model\n    variants: {control: {}, haiku: {}}\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 
     from victor.experiments import ExperimentReport
 
+
+class Correction(StrEnum):
+    holm = "holm"
+    bh = "bh"
+
+
 app = typer.Typer(help="A/B experiments: their reports.", add_completion=False)
 
 COLUMNS = (
@@ -26,7 +33,11 @@ COLUMNS = (
     ("value", "the variant's mean, rate (share of 1s), ratio or p95, with its 95% CI"),
     ("lift", "relative change against the control, with its 95% CI"),
     ("p", "two-sided p-value against the control"),
-    ("p holm", "p adjusted by Holm across the variant's metrics: significant when < alpha"),
+    (
+        "p holm",
+        "p adjusted across the variant's metrics by Holm (p bh: Benjamini-Hochberg): "
+        "significant when < alpha",
+    ),
     ("P(beat)", "Bayesian probability that the variant's value is the higher one"),
 )
 
@@ -49,6 +60,7 @@ def print_report(console: Console, result: ExperimentReport, *, explain: bool = 
 
     table = Table(title=f"Experiment {result.experiment!r} (control: {result.control})")
     for name, _ in COLUMNS:
+        name = f"p {result.correction}" if name == "p holm" else name
         table.add_column(name, justify="left" if name in ("metric", "variant") else "right")
     for metric in result.metrics:
         label = metric.label + (" (guardrail)" if metric.guardrail else "")
@@ -101,7 +113,7 @@ def print_report(console: Console, result: ExperimentReport, *, explain: bool = 
         )
 
 
-async def _load(name: str, db: str, experiments: Path | None) -> Any:
+async def _load(name: str, db: str, experiments: Path | None, correction: str) -> Any:
     from victor.experiments import load_experiments, report
 
     target: Any = name
@@ -113,7 +125,7 @@ async def _load(name: str, db: str, experiments: Path | None) -> Any:
                 f"{', '.join(defined) or 'none'}"
             )
         target = defined[name]
-    return await report(target, store=db)
+    return await report(target, store=db, correction=correction)
 
 
 @app.command("report")
@@ -129,12 +141,19 @@ def report_command(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    correction: Annotated[
+        Correction,
+        typer.Option(
+            help="Across each variant's metrics: holm (family-wise error) or bh "
+            "(Benjamini-Hochberg, false discovery rate)."
+        ),
+    ] = Correction.holm,
 ) -> None:
     """Every metric per variant against the control, the split check, and a verdict."""
     from rich.console import Console
 
     try:
-        result = asyncio.run(_load(name, db or _default_db(), experiments))
+        result = asyncio.run(_load(name, db or _default_db(), experiments, correction.value))
     except Exception as exc:  # a CLI: one clear line, not a traceback
         _fail(exc)
     if as_json:
