@@ -27,10 +27,8 @@ significantly worse ``stop``, else ``keep running``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,21 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from victor.analytics.events import (
-    CHAT_COMPLETE,
-    ERROR,
     EXPERIMENT_ASSIGNMENT,
     FEEDBACK,
-    METRIC,
     METRIC_NAME,
     METRIC_VALUE,
     SCORE,
-    TOKEN_USAGE,
-    TOOL_CALL,
     UNIT_ID,
 )
-from victor.analytics.exporters._schema import DEFAULT_TABLE, ident
 from victor.errors import ExperimentDataError
 from victor.experiments.analysis import Analysis, SRMResult, analyze, srm_check
+from victor.experiments.events_reader import ExperimentEvents, read_experiment_events
 from victor.experiments.experiment import UNITS, Experiment
 from victor.experiments.inference import benjamini_hochberg, holm
 
@@ -81,29 +74,6 @@ SHIP, STOP, KEEP, CHECK_SPLIT, CONTROL = "ship", "stop", "keep running", "check 
 # (false discovery rate).
 HOLM, BH = "holm", "bh"
 CORRECTIONS = {HOLM: holm, BH: benjamini_hochberg}
-
-_SESSIONS_SQL = f"""
-SELECT session_id, MAX(variant),
-    SUM(CASE WHEN type = '{CHAT_COMPLETE}' THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type = '{CHAT_COMPLETE}' THEN latency_ms END),
-    SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN total_tokens ELSE 0 END),
-    SUM(CASE WHEN type = '{TOKEN_USAGE}' THEN cost_usd END),
-    SUM(CASE WHEN type = '{ERROR}' THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type = '{TOOL_CALL}' THEN 1 ELSE 0 END),
-    SUM(CASE WHEN type = '{TOOL_CALL}' AND is_error THEN 1 ELSE 0 END),
-    COUNT(CASE WHEN type = '{CHAT_COMPLETE}' THEN latency_ms END),
-    MAX(tenant_id)
-FROM {{table}} WHERE experiment = {{p}} AND variant IS NOT NULL GROUP BY session_id
-"""
-_TURNS_SQL = (
-    "SELECT variant, latency_ms FROM {table} WHERE experiment = {p} "
-    f"AND type = '{CHAT_COMPLETE}' AND latency_ms IS NOT NULL AND variant IS NOT NULL"
-)
-_OUTCOMES_SQL = (
-    "SELECT session_id, variant, type, data FROM {table} WHERE experiment = {p} "
-    f"AND type IN ('{FEEDBACK}', '{METRIC}', '{EXPERIMENT_ASSIGNMENT}') "
-    "AND variant IS NOT NULL"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,71 +181,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# -- reading the store -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Data:
-    sessions: list[tuple[Any, ...]]
-    turns: list[tuple[Any, ...]]
-    outcomes: list[tuple[Any, ...]]
-
-
-def _read_sqlite(where: str | Path, table: str, name: str) -> _Data:
-    path = Path(where).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"no analytics database at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
-    try:
-        run = [
-            conn.execute(sql.format(table=ident(table), p="?"), (name,)).fetchall()
-            for sql in (_SESSIONS_SQL, _TURNS_SQL, _OUTCOMES_SQL)
-        ]
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            raise LookupError(f"{path} has no table {table!r}") from None
-        raise
-    finally:
-        conn.close()
-    return _Data(*run)
-
-
-async def _read_postgres(url: str, name: str) -> _Data:
-    import asyncpg
-
-    from victor.analytics.reports import AnalyticsReader, PostgresReader
-
-    reader = AnalyticsReader.from_url(url)
-    assert isinstance(reader, PostgresReader)
-    table = f"{ident(reader.schema)}.{ident(reader.table)}"
-    conn = await asyncpg.connect(reader.dsn, timeout=10)
-    try:
-        run = []
-        for sql in (_SESSIONS_SQL, _TURNS_SQL, _OUTCOMES_SQL):
-            rows = await conn.fetch(sql.format(table=table, p="$1"), name)
-            run.append([tuple(r) for r in rows])
-    except asyncpg.UndefinedTableError:
-        raise LookupError(f"no table {table} in the database") from None
-    finally:
-        await conn.close()
-    return _Data(*run)
-
-
-async def _read(store: str | Path | None, name: str) -> _Data:
-    text = str(store) if store is not None else None
-    if text is None:
-        from victor.config import Settings
-
-        return await asyncio.to_thread(
-            _read_sqlite, Settings().data_dir / "analytics.db", DEFAULT_TABLE, name
-        )
-    if text.startswith(("postgresql://", "postgres://")):
-        return await _read_postgres(text, name)
-    if text.startswith("sqlite://"):
-        text = text[len("sqlite://") :]
-    return await asyncio.to_thread(_read_sqlite, text, DEFAULT_TABLE, name)
-
-
 # -- the analysis ------------------------------------------------------------------------
 
 
@@ -295,7 +200,7 @@ def _fields(raw: Any) -> dict[str, Any]:
     return json.loads(raw) if isinstance(raw, str) else dict(raw or {})
 
 
-def _unit_of(data: _Data, unit: str) -> dict[str, str]:
+def _unit_of(data: ExperimentEvents, unit: str) -> dict[str, str]:
     """Session id -> the id of its unit (sessions without a known unit left out)."""
     if unit == "tenant":
         return {s[0]: s[10] for s in data.sessions if s[10] is not None}
@@ -308,7 +213,7 @@ def _unit_of(data: _Data, unit: str) -> dict[str, str]:
     return {s[0]: s[0] for s in data.sessions}
 
 
-def _per_unit(data: _Data, unit_of: Mapping[str, str]) -> list[tuple[Any, ...]]:
+def _per_unit(data: ExperimentEvents, unit_of: Mapping[str, str]) -> list[tuple[Any, ...]]:
     """The sessions' rows added up per (unit, variant): (unit, variant, turns, mean
     latency, tokens, cost, errors, tool calls, tool errors)."""
     sums: dict[tuple[str, str], list[Any]] = {}
@@ -332,7 +237,7 @@ def _per_unit(data: _Data, unit_of: Mapping[str, str]) -> list[tuple[Any, ...]]:
 
 
 def _samples(
-    data: _Data, units: Sequence[tuple[Any, ...]], unit_of: Mapping[str, str]
+    data: ExperimentEvents, units: Sequence[tuple[Any, ...]], unit_of: Mapping[str, str]
 ) -> dict[str, dict[str, Any]]:
     """Metric name -> analyze() arguments (samples, kind and, for ratios, denominators)."""
     sessions = units
@@ -408,7 +313,7 @@ async def report(
     unit = unit or (experiment.unit if isinstance(experiment, Experiment) else "session")
     if unit not in UNITS:
         raise ValueError(f"report: unit {unit!r} unknown; accepted: {', '.join(UNITS)}")
-    data = await _read(store, name)
+    data = await read_experiment_events(store, name)
     unit_of = _unit_of(data, unit)
     rows = _per_unit(data, unit_of)
     if not data.sessions:
