@@ -71,24 +71,27 @@ async def calibration(dsn: str | None) -> dict[str, float]:
     return result
 
 
-async def victor(runs: int, *, store: str = "sqlite", durability: str = "sync") -> dict:
+def orchestrator(data_dir: str, store: str, durability: str):
+    """An orchestrator answering instantly, its history in ``store``, analytics off."""
     from victor import AgentOrchestrator, Settings
     from victor.agent.coordinators import AnalyticsCoordinator
     from victor.providers import ScriptedProvider
 
+    settings = Settings(
+        data_dir=data_dir, session_store=store, session_durability=durability,
+        enable_analytics=False,
+    )  # fmt: skip
+    return AgentOrchestrator(
+        settings=settings,
+        provider=ScriptedProvider(["Hello!"], cycle=True),
+        model="gpt-4o",
+        _analytics_coordinator=AnalyticsCoordinator(),
+    )
+
+
+async def victor(runs: int, *, store: str = "sqlite", durability: str = "sync") -> dict:
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(
-            data_dir=data_dir,
-            session_store=store,
-            session_durability=durability,
-            enable_analytics=False,
-        )
-        orch = AgentOrchestrator(
-            settings=settings,
-            provider=ScriptedProvider(["Hello!"], cycle=True),
-            model="gpt-4o",
-            _analytics_coordinator=AnalyticsCoordinator(),
-        )
+        orch = orchestrator(data_dir, store, durability)
         prefix = uuid.uuid4().hex[:8]
 
         async def run(i: int) -> None:
@@ -104,23 +107,8 @@ async def victor_concurrent(
     sessions: int, *, store: str = "sqlite", durability: str = "sync"
 ) -> dict:
     """``sessions`` conversations of 25 turns at once: group commit shares transactions."""
-    from victor import AgentOrchestrator, Settings
-    from victor.agent.coordinators import AnalyticsCoordinator
-    from victor.providers import ScriptedProvider
-
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(
-            data_dir=data_dir,
-            session_store=store,
-            session_durability=durability,
-            enable_analytics=False,
-        )
-        orch = AgentOrchestrator(
-            settings=settings,
-            provider=ScriptedProvider(["Hello!"], cycle=True),
-            model="gpt-4o",
-            _analytics_coordinator=AnalyticsCoordinator(),
-        )
+        orch = orchestrator(data_dir, store, durability)
         prefix = uuid.uuid4().hex[:8]
 
         async def conversation(i: int) -> None:

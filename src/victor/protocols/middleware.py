@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,7 @@ def request_of(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     )
 
 
-class RequestMiddleware:
+class RequestMiddleware(ABC):
     """A middleware that looks at the call only through its :class:`Request`.
 
     ``MiddlewareCoordinator`` builds the request once per call and hands the same one to
@@ -57,6 +58,6 @@ class RequestMiddleware:
     ) -> Any:
         return await self.handle(orchestrator, request_of(func, args, kwargs))
 
+    @abstractmethod
     async def handle(self, orchestrator: Any, request: Request) -> Any:
         """None to let the call go on, a value to answer in its place, or raise."""
-        raise NotImplementedError
