@@ -4,12 +4,14 @@ limiter makes from one process.
 1. The three built-ins (``LoggingMiddleware``, ``AuthenticationMiddleware`` with
    ``api_key_validator``, ``RateLimitMiddleware`` in memory with a limit never reached),
    timed directly as the orchestrator runs them each turn: ``coordinator.run(...)`` with
-   the turn's arguments, with the request logger in three states: at INFO into a handler
-   that formats each record and writes it to a string buffer, at INFO into a
+   the turn's arguments, with the request logger in four states: at INFO into a
+   ``QueueHandler`` whose ``QueueListener`` thread formats each record and writes it to a
+   string buffer (logging's own way to keep formatting and writing off the event loop), at
+   INFO into a handler that formats and writes on the event loop, at INFO into a
    ``NullHandler`` (the record is made, nothing written), and at the default level (INFO
-   not enabled: no record). Then whole turns (logging into the formatting handler) with
-   and without them (``ScriptedProvider``, in-memory sessions, analytics off), after 200
-   warm-up turns, interleaved in blocks of 100 so that machine load hits both alike.
+   not enabled: no record). Then whole turns with and without them (``ScriptedProvider``,
+   in-memory sessions, analytics off), for each logger state, after 200 warm-up turns,
+   interleaved in blocks of 100 so that machine load hits both alike.
 2. ``RedisTokenBucket.acquire`` against the local Redis: one check after another, then 32
    concurrent callers (one connection pool), distinct keys; its keys are deleted after.
 
@@ -24,7 +26,9 @@ import asyncio
 import io
 import json
 import logging
+import logging.handlers
 import platform
+import queue
 import statistics
 import time
 import uuid
@@ -42,10 +46,36 @@ from victor.middleware import (
 from victor.providers import ScriptedProvider
 from victor.sessions import InMemorySessionStore
 
-LOGGING = ("formatting_handler", "null_handler", "not_enabled")
+LOGGING = ("queue_handler", "formatting_handler", "null_handler", "not_enabled")
+
+_listener: logging.handlers.QueueListener | None = None
 
 
-def built_ins(logging_to: str = "formatting_handler") -> MiddlewareCoordinator:
+def formatting_handler() -> logging.Handler:
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s %(victor)s"))
+    return handler
+
+
+async def log_line(orchestrator: object, func: object, message: str, **kwargs: object) -> None:
+    """The reference: one plain ``logger.info`` line a turn with two fields, nothing else."""
+    session_id, tenant_id = kwargs.get("session_id"), kwargs.get("tenant_id")
+    logging.getLogger("victor.requests").info(
+        "chat session=%s tenant=%s chars=%d",
+        session_id,
+        tenant_id,
+        len(message),
+        extra={"victor": {"session_id": session_id, "tenant_id": tenant_id}},
+    )
+
+
+def built_ins(
+    logging_to: str = "queue_handler", log_line_only: bool = False
+) -> MiddlewareCoordinator:
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
     log = logging.getLogger("victor.requests")
     for old in list(log.handlers):
         log.removeHandler(old)
@@ -57,10 +87,17 @@ def built_ins(logging_to: str = "formatting_handler") -> MiddlewareCoordinator:
         log.propagate = False
         handler: logging.Handler = logging.NullHandler()
         if logging_to == "formatting_handler":
-            handler = logging.StreamHandler(io.StringIO())
-            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s %(victor)s"))
+            handler = formatting_handler()
+        elif logging_to == "queue_handler":
+            records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+            handler = logging.handlers.QueueHandler(records)
+            _listener = logging.handlers.QueueListener(records, formatting_handler())
+            _listener.start()
         log.addHandler(handler)
     coordinator = MiddlewareCoordinator()
+    if log_line_only:
+        coordinator.add_middleware(log_line)
+        return coordinator
     coordinator.add_middleware(LoggingMiddleware())
     coordinator.add_middleware(AuthenticationMiddleware(api_key_validator({"k-1": "acme"})))
     coordinator.add_middleware(RateLimitMiddleware(rate=1e9, burst=1e9))
@@ -75,8 +112,8 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def chain_cost(turns: int, logging_to: str) -> dict[str, float]:
-    coordinator = built_ins(logging_to)
+async def chain_cost(turns: int, logging_to: str, log_line_only: bool = False) -> dict[str, float]:
+    coordinator = built_ins(logging_to, log_line_only)
 
     async def chat(message: str) -> None: ...
 
@@ -91,7 +128,9 @@ async def chain_cost(turns: int, logging_to: str) -> dict[str, float]:
     return stats(samples)
 
 
-async def turn_cost(turns: int) -> dict[str, dict[str, float]]:
+async def turn_cost(
+    turns: int, logging_to: str, log_line_only: bool = False
+) -> dict[str, dict[str, float]]:
     def make(middleware: MiddlewareCoordinator | None) -> AgentOrchestrator:
         return AgentOrchestrator(
             settings=Settings(enable_analytics=False),
@@ -101,7 +140,7 @@ async def turn_cost(turns: int) -> dict[str, dict[str, float]]:
             _middleware_coordinator=middleware,
         )
 
-    plain, wrapped = make(None), make(built_ins("formatting_handler"))
+    plain, wrapped = make(None), make(built_ins(logging_to, log_line_only))
     samples: dict[str, list[float]] = {"without": [], "with": []}
     config = {"api_key": "k-1"}
     for block in range(-2, turns // 100):
@@ -156,7 +195,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "python": platform.python_version(),
         "redis_py": redis.__version__,
         "middleware_chain": {name: await chain_cost(args.turns, name) for name in LOGGING},
-        "turn": await turn_cost(args.turns),
+        "turn": {name: await turn_cost(args.turns, name) for name in LOGGING},
+        # The floor of logging a line a turn into the same handler, for comparison.
+        "log_line_only": {
+            "chain": await chain_cost(args.turns, "formatting_handler", True),
+            "turn": await turn_cost(args.turns, "formatting_handler", True),
+        },
     }
     if not args.no_redis:
         report["redis_rate_limiter"] = await redis_throughput(args.redis, args.checks)

