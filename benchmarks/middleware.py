@@ -12,8 +12,10 @@ limiter makes from one process.
    not enabled: no record). Then whole turns with and without them (``ScriptedProvider``,
    in-memory sessions, analytics off), for each logger state, after 200 warm-up turns,
    interleaved in blocks of 100 so that machine load hits both alike.
-2. ``RedisTokenBucket.acquire`` against the local Redis: one check after another, then 32
-   concurrent callers (one connection pool), distinct keys; its keys are deleted after.
+2. ``RedisTokenBucket.acquire`` against the local Redis beside its floor, a bare ``PING``
+   and a bare ``EVALSHA`` of its script on the same client: one call after another, then
+   32 concurrent callers (one connection pool), on 100 keys, median of 3 runs; its keys
+   are deleted after.
 
     python benchmarks/middleware.py [--turns 5000] [--checks 20000] [--redis URL | --no-redis]
                                     [--json out]
@@ -32,6 +34,7 @@ import queue
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from victor.agent.coordinators import MiddlewareCoordinator
 from victor.agent.orchestrator import AgentOrchestrator
@@ -159,33 +162,50 @@ async def turn_cost(
     return out
 
 
-async def redis_throughput(url: str, checks: int) -> dict[str, float]:
+async def rate(call: Callable[[int], Awaitable[object]], checks: int, callers: int) -> float:
+    """Calls a second: ``checks`` calls, one after another or by ``callers`` at once."""
+    per = checks // callers
+
+    async def caller(k: int) -> None:
+        for i in range(per):
+            await call(k * per + i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(caller(k) for k in range(callers)))
+    return per * callers / (time.perf_counter() - start)
+
+
+async def redis_throughput(url: str, checks: int, rounds: int = 3) -> dict[str, dict[str, int]]:
+    """``RedisTokenBucket.acquire`` beside its floor on the same client: a bare ``PING``
+    and a bare ``EVALSHA`` of the same script, each one after another and by 32 callers
+    at once (one connection pool), the median of ``rounds`` runs."""
+    from victor.middleware.ratelimit import TOKEN_BUCKET_LUA
+
     prefix = f"victor-bench:{uuid.uuid4().hex}:"
     bucket = RedisTokenBucket(url, rate=1e6, burst=1e6, prefix=prefix, fail_open=False)
-    try:
-        for i in range(200):
-            await bucket.acquire(f"warm{i % 10}")
-        start = time.perf_counter()
-        for i in range(checks):
-            await bucket.acquire(f"tenant{i % 100}")
-        sequential = checks / (time.perf_counter() - start)
-
-        async def caller(n: int, offset: int) -> None:
-            for i in range(n):
-                await bucket.acquire(f"tenant{(offset + i) % 100}")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(caller(checks // 32, k) for k in range(32)))
-        concurrent = (checks // 32 * 32) / (time.perf_counter() - start)
-    finally:
-        keys = [k async for k in bucket.client.scan_iter(match=prefix + "*")]
-        if keys:
-            await bucket.client.delete(*keys)
-        await bucket.aclose()
-    return {
-        "sequential_checks_per_s": round(sequential),
-        "concurrent_32_checks_per_s": round(concurrent),
+    client = bucket.client
+    sha = await client.script_load(TOKEN_BUCKET_LUA)
+    calls: dict[str, Callable[[int], Awaitable[object]]] = {
+        "ping": lambda i: client.ping(),
+        "evalsha": lambda i: client.evalsha(sha, 1, f"{prefix}t{i % 100}", 1e6, 1e6, 1),
+        "rate_limiter": lambda i: bucket.acquire(f"tenant{i % 100}"),
     }
+    out: dict[str, dict[str, int]] = {}
+    try:
+        for name, call in calls.items():
+            await rate(call, 500, 1)  # warm-up
+            out[name] = {
+                f"{label}_per_s": round(
+                    statistics.median([await rate(call, checks, callers) for _ in range(rounds)])
+                )
+                for label, callers in (("sequential", 1), ("concurrent_32", 32))
+            }
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await bucket.aclose()
+    return out
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:

@@ -80,7 +80,7 @@ class InMemoryTokenBucket:
 
 # Atomic refill-and-take, on the server's clock (hosts' clocks need not agree). Returns
 # the wait in seconds as a string (a Lua number would come back truncated to an integer).
-_TOKEN_BUCKET_LUA = """
+TOKEN_BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -149,7 +149,7 @@ class RedisTokenBucket:
         self.prefix = prefix
         self.fail_open = fail_open
         self.retry_interval = retry_interval
-        self._script = redis.register_script(_TOKEN_BUCKET_LUA)
+        self._script = redis.register_script(TOKEN_BUCKET_LUA)
         self._unreachable = (RedisConnectionError, RedisTimeoutError, OSError)
         self._down_until = 0.0
         self._down = False
