@@ -8,13 +8,16 @@ Used by :class:`~victor.agent.coordinators.config_coordinator.TenantConfigProvid
     tenant_id TEXT PRIMARY KEY, <column> TEXT (JSONB in PostgreSQL for JSON), updated_at
 
 A value is read at most once per ``ttl`` seconds per tenant in each process (a tenant
-without a row is cached too). When the database cannot be reached, the last value read
-keeps being served (logged); with none, the error is raised.
+without a row is cached too), and concurrent turns of a tenant missing from the cache
+share one query. When the database cannot be reached, the last value read keeps being
+served (logged); with none, the error is raised to every turn that waited for that query,
+and nothing is cached: the next turn asks the database again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import sqlite3
@@ -64,6 +67,8 @@ class TenantTable:
         self._json = json_column
         self._qualified = f'"{schema}".{table}' if self.postgres else table
         self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._loading: dict[str, asyncio.Task[str | None]] = {}  # tenant -> its query
+        self._generation = 0  # moved on by invalidate()
         self._pool: Any = None
         self._opening = asyncio.Lock()
         self._created = False  # the SQLite table
@@ -79,11 +84,28 @@ class TenantTable:
     # -- reading -----------------------------------------------------------------------
 
     async def get(self, tenant_id: str) -> str | None:
-        """The tenant's value (None without a row), from the cache when fresh."""
+        """The tenant's value (None without a row), from the cache when fresh. Callers
+        arriving while the tenant's value is being read wait for that one query."""
         hit = self._cache.get(tenant_id)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        loading = self._loading.get(tenant_id)
+        if loading is None or loading.get_loop() is not asyncio.get_running_loop():
+            loading = asyncio.create_task(self._load(tenant_id, hit))
+            self._loading[tenant_id] = loading
+            loading.add_done_callback(functools.partial(self._loaded, tenant_id))
+        # Shielded: a caller that is cancelled leaves the query to the others.
+        return await asyncio.shield(loading)
+
+    def _loaded(self, tenant_id: str, task: asyncio.Task[str | None]) -> None:
+        if self._loading.get(tenant_id) is task:
+            del self._loading[tenant_id]
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every caller was cancelled
+
+    async def _load(self, tenant_id: str, hit: tuple[float, str | None] | None) -> str | None:
+        now = time.monotonic()
+        generation = self._generation
         try:
             value = await self._fetch(tenant_id)
         except ConfigError:
@@ -99,7 +121,8 @@ class TenantTable:
                 tenant_id,
             )
             value = hit[1]
-        self._remember(tenant_id, value, now)
+        if generation == self._generation:  # not invalidated (a write) while reading
+            self._remember(tenant_id, value, now)
         return value
 
     def _remember(self, tenant_id: str, value: str | None, now: float) -> None:
@@ -109,10 +132,14 @@ class TenantTable:
             self._cache.popitem(last=False)
 
     def invalidate(self, tenant_id: str | None = None) -> None:
-        """Forget the cached value of one tenant (all tenants with None)."""
+        """Forget the cached value of one tenant (all tenants with None); a read under
+        way is not cached, and later callers do not wait for it."""
+        self._generation += 1
         if tenant_id is None:
             self._cache.clear()
+            self._loading.clear()
         else:
+            self._loading.pop(tenant_id, None)
             self._cache.pop(tenant_id, None)
 
     async def _fetch(self, tenant_id: str) -> str | None:
