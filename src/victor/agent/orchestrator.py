@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from typing import Any
 
+from victor.agent import policies
 from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
 from victor.agent.coordinators.config_coordinator import ConfigCoordinator, check_session_config
 from victor.agent.coordinators.context_coordinator import ContextCoordinator
 from victor.agent.coordinators.middleware_coordinator import MiddlewareCoordinator
 from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
-from victor.agent.coordinators.tool_selection_coordinator import (
-    BUILTIN_STRATEGIES,
-    ToolSelectionCoordinator,
-)
+from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
 from victor.agent.reporting import TurnReporter
 from victor.agent.turn import SessionLocks, Turn, check_overrides
 from victor.analytics.pricing import PriceTable, default_price_table
-from victor.config.schema import CONTEXT_COMPACTION_STRATEGY, TOOL_SELECTION_STRATEGY
 from victor.config.settings import Settings
 from victor.errors import ConfigError, ToolLoopLimitError
 from victor.protocols import (
@@ -28,7 +26,6 @@ from victor.protocols import (
     IProvider,
     ISessionStore,
     Message,
-    PromptContext,
     StreamChunk,
     Tool,
     ToolCall,
@@ -37,7 +34,6 @@ from victor.protocols import (
 from victor.protocols.analytics import new_session_id
 from victor.protocols.tenancy import scoped_session_id
 from victor.providers import provider_from_environment
-from victor.providers.catalog import context_window
 from victor.tools.decorator import function_tool
 from victor.tools.executor import ToolExecutor
 
@@ -280,7 +276,7 @@ class AgentOrchestrator:
                 self.reporter.prepare_failed(session_id, exc)
                 raise
             if self.middleware_coordinator is not None:
-                early = await self._run_middleware(turn, streaming)
+                early = await policies.run_middleware(self, turn, streaming)
                 if early is not None:
                     if streaming and early.content:
                         yield StreamChunk(type="text", text=early.content)
@@ -310,7 +306,7 @@ class AgentOrchestrator:
                 session_id,
                 config,
                 config_override=overrides,
-                choices=self._config_choices,
+                choices=functools.partial(policies.config_choices, self),
             )
         turn = Turn.start(
             session_id,
@@ -331,83 +327,6 @@ class AgentOrchestrator:
             turn.history, turn.version = stored
         turn.new_messages.append(Message(role="user", content=message))
         return turn
-
-    def _config_choices(self) -> dict[tuple[str, ...], Collection[str]]:
-        """The strategy names a session's config may pick, as registered here."""
-        selection = self.tool_selection_coordinator
-        choices: dict[tuple[str, ...], Collection[str]] = {
-            TOOL_SELECTION_STRATEGY: {
-                *BUILTIN_STRATEGIES,
-                "default",
-                *getattr(selection, "strategies", ()),
-            }
-        }
-        compaction = getattr(self.context_coordinator, "strategies", None)
-        if compaction is not None:
-            choices[CONTEXT_COMPACTION_STRATEGY] = compaction
-        return choices
-
-    async def _run_middleware(self, turn: Turn, streaming: bool) -> ChatResponse | None:
-        """The middleware's early answer, if one gave it; a middleware that raises fails
-        the turn before any model call."""
-        assert self.middleware_coordinator is not None
-        kwargs = {"session_id": turn.session_id, "tenant_id": turn.tenant_id, "config": turn.config}
-        try:
-            value = await self.middleware_coordinator.run(
-                self.stream if streaming else self.chat, (turn.query,), kwargs
-            )
-            return (
-                None
-                if value is None
-                else self.middleware_coordinator.as_response(value, turn.session_id)
-            )
-        except Exception as exc:
-            self.reporter.failed(turn, exc, "middleware")
-            raise
-
-    async def _system_prompt(self, turn: Turn) -> str:
-        base = turn.config.get("system_prompt") or self.system_prompt
-        if not self.prompt_coordinator.contributors:
-            return base or ""
-        context = PromptContext(
-            session_id=turn.session_id,
-            tenant_id=turn.tenant_id,
-            query=turn.query,
-            model=turn.model,
-            variant=turn.variant,
-            config=turn.config,
-        )
-        return await self.prompt_coordinator.build_system_prompt(context, base)
-
-    async def _compact(self, turn: Turn) -> None:
-        threshold = turn.config.get("context_compaction_threshold")
-        start = self.clock()
-        compaction = await self.context_coordinator.maybe_compact(
-            turn.history,
-            turn.new_messages,
-            context_window=context_window(turn.model, self.settings.context_window),
-            threshold=threshold or self.settings.context_compaction_threshold,
-            session_id=turn.session_id,
-            model=turn.model,
-            strategy=turn.config.get("context_compaction_strategy"),
-            query=turn.query,
-            provider=self.provider,
-        )
-        if compaction is not None:
-            turn.history = compaction.messages
-            turn.compacted = True
-            if compaction.usage is not None:
-                self.reporter.compaction(turn, compaction, (self.clock() - start) * 1000)
-
-    async def _select_tools(self, turn: Turn) -> None:
-        if not self.tools:
-            return
-        selection = await self.tool_selection_coordinator.select_for_turn(
-            turn.query, list(self.tools.values()), config=turn.config, history=turn.history
-        )
-        turn.tools = selection.tools
-        if selection.used != "all":  # "all": nothing was ranked
-            self.reporter.tool_selection(turn, selection.event_data())
 
     async def _call_model(
         self, turn: Turn, messages: list[Message], streaming: bool
@@ -441,9 +360,9 @@ class AgentOrchestrator:
         yield StreamChunk(type="done", response=response)
 
     async def _loop(self, turn: Turn, streaming: bool) -> AsyncIterator[StreamChunk]:
-        system = await self._system_prompt(turn)
-        await self._compact(turn)
-        await self._select_tools(turn)
+        system = await policies.system_prompt(self, turn)
+        await policies.compact(self, turn)
+        await policies.select_tools(self, turn)
         head = [Message(role="system", content=system)] if system else []
         # Only the tools offered this turn may run: a selection policy (cost, domain,
         # tenant) is enforced, not advisory.
