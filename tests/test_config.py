@@ -105,6 +105,22 @@ async def test_a_provider_returning_a_non_dict_counts_as_failing():
         await ConfigCoordinator(providers=[NotADict()], strict=True).load_config("s")
 
 
+def test_what_is_not_a_provider_is_refused_when_added():
+    with pytest.raises(TypeError, match=r"a config provider has get_config\(\) and priority\(\)"):
+        ConfigCoordinator(providers=[{"model": "m"}])
+    coordinator = ConfigCoordinator()
+    with pytest.raises(TypeError, match=r"'victor\.yaml' has not"):
+        coordinator.add_provider("victor.yaml")
+
+    class Vague(Static):
+        def priority(self):
+            return "high"
+
+    with pytest.raises(TypeError, match="priority\\(\\) must return an int, not str"):
+        coordinator.add_provider(Vague({}))
+    assert coordinator.providers == []
+
+
 def orchestrator(coordinator, **kwargs):
     return AgentOrchestrator(
         settings=Settings(),

@@ -296,6 +296,24 @@ def test_rate_limit_parameters_are_checked():
         RateLimitMiddleware(rate=0)
     with pytest.raises(ValueError, match="burst must be >= 1"):
         InMemoryTokenBucket(rate=1, burst=0.5)
+    with pytest.raises(TypeError, match="rate must be a number, not 'fast'"):
+        RateLimitMiddleware(rate="fast")
+    with pytest.raises(TypeError, match="burst must be a number, not '10'"):
+        RateLimitMiddleware(rate=1, burst="10")
+
+
+def test_logging_and_authentication_parameters_are_checked():
+    assert LoggingMiddleware(level="debug").level == logging.DEBUG
+    with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
+        LoggingMiddleware(level="LOUD")
+    with pytest.raises(TypeError, match="level must be a log level"):
+        LoggingMiddleware(level=2.5)
+    with pytest.raises(ValueError, match="max_message_chars must be an int >= 0, not -1"):
+        LoggingMiddleware(max_message_chars=-1)
+    with pytest.raises(TypeError, match=r"logger must be a logging\.Logger or its name"):
+        LoggingMiddleware(logger=42)
+    with pytest.raises(TypeError, match="validator must be callable"):
+        AuthenticationMiddleware({"k": "acme"})
 
 
 # -- Redis --------------------------------------------------------------------------

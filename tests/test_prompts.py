@@ -80,6 +80,27 @@ async def test_contributions_join_highest_priority_first_and_failures_are_skippe
     assert await PromptCoordinator().build_system_prompt(PromptContext(), "b") == "b"
 
 
+class WrongType(BasePromptContributor):
+    async def get_contribution(self, context):
+        return ["a list"]
+
+
+async def test_a_contribution_of_the_wrong_type_is_skipped_and_logged(caplog):
+    coordinator = PromptCoordinator(contributors=[WrongType(priority=2), StaticContributor("ok")])
+    with caplog.at_level(logging.ERROR):
+        assert await coordinator.build_system_prompt(PromptContext(), "Base.") == "Base.\n\nok"
+    assert "TypeError: get_contribution returned list, not a str" in caplog.text
+
+
+def test_what_is_not_a_contributor_is_refused_when_added():
+    with pytest.raises(TypeError, match=r"a prompt contributor has get_contribution\(\)"):
+        PromptCoordinator(contributors=["Be brief."])
+    coordinator = PromptCoordinator()
+    with pytest.raises(TypeError, match="has not"):
+        coordinator.add_contributor(None)
+    assert coordinator.contributors == []
+
+
 async def test_the_cache_is_keyed_by_tenant():
     per_tenant, per_query = Counting(priority=2), ByQuery(priority=1)
     coordinator = PromptCoordinator(contributors=[per_tenant, per_query])

@@ -50,6 +50,10 @@ class AuthenticationMiddleware(RequestMiddleware):
     """
 
     def __init__(self, validator: Validator, *, credential_key: str = "api_key") -> None:
+        if not callable(validator):
+            raise TypeError(
+                f"validator must be callable as validator(credential, request), not {validator!r}"
+            )
         self.validator = validator
         self.credential_key = credential_key
 

@@ -29,10 +29,21 @@ class LoggingMiddleware(RequestMiddleware):
         self,
         logger: logging.Logger | str = "victor.requests",
         *,
-        level: int = logging.INFO,
+        level: int | str = logging.INFO,
         max_message_chars: int = 200,
         include_config: bool = True,
     ) -> None:
+        if isinstance(level, str):
+            levels = logging.getLevelNamesMapping()
+            if level.upper() not in levels:
+                raise ValueError(f"unknown log level {level!r}; one of {', '.join(levels)}")
+            level = levels[level.upper()]
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise TypeError(f"level must be a log level (logging.INFO, 'INFO'), not {level!r}")
+        if not isinstance(max_message_chars, int) or max_message_chars < 0:
+            raise ValueError(f"max_message_chars must be an int >= 0, not {max_message_chars!r}")
+        if not isinstance(logger, str | logging.Logger):
+            raise TypeError(f"logger must be a logging.Logger or its name, not {logger!r}")
         self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
         self.level = level
         self.max_message_chars = max_message_chars

@@ -33,6 +33,9 @@ class TokenBucket(Protocol):
 
 
 def _check(rate: float, burst: float) -> None:
+    for name, value in (("rate", rate), ("burst", burst)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise TypeError(f"{name} must be a number, not {value!r}")
     if rate <= 0:
         raise ValueError(f"rate must be > 0 requests a second, not {rate}")
     if burst < 1:

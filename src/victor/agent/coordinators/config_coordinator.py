@@ -13,6 +13,7 @@ from victor.agent.coordinators.config_providers import (
     deep_merge,
     merge_into,
 )
+from victor.agent.coordinators.priority import by_priority
 from victor.config.schema import NAMED_CHOICES, config_problems, format_path
 from victor.errors import ConfigError
 from victor.protocols import IConfigProvider
@@ -60,12 +61,12 @@ class ConfigCoordinator:
     def __init__(
         self, providers: Sequence[IConfigProvider] | None = None, *, strict: bool = False
     ) -> None:
-        self.providers = sorted(providers or (), key=lambda p: p.priority())
+        self.providers = by_priority(providers or (), "get_config", "config provider")
         self.strict = strict
         self._failing: set[int] = set()  # ids of providers whose last call raised
 
     def add_provider(self, provider: IConfigProvider) -> None:
-        self.providers = sorted([*self.providers, provider], key=lambda p: p.priority())
+        self.providers = by_priority([*self.providers, provider], "get_config", "config provider")
 
     async def _provider_config(
         self, provider: IConfigProvider, session_id: str

@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 
+from victor.agent.coordinators.priority import by_priority
 from victor.agent.coordinators.prompt_contributors import (
     BasePromptContributor,
     FileContributor,
@@ -45,7 +46,9 @@ class PromptCoordinator:
         separator: str = "\n\n",
         max_cache_entries: int = 4096,
     ) -> None:
-        self.contributors = sorted(contributors or (), key=lambda c: -c.priority())
+        self.contributors = by_priority(
+            contributors or (), "get_contribution", "prompt contributor", highest_first=True
+        )
         self.max_chars = max_chars
         self.separator = separator
         self.max_cache_entries = max_cache_entries
@@ -58,7 +61,12 @@ class PromptCoordinator:
         self._failing: set[int] = set()  # ids of contributors whose last call raised
 
     def add_contributor(self, contributor: IPromptContributor) -> None:
-        self.contributors = sorted([*self.contributors, contributor], key=lambda c: -c.priority())
+        self.contributors = by_priority(
+            [*self.contributors, contributor],
+            "get_contribution",
+            "prompt contributor",
+            highest_first=True,
+        )
 
     def _key(
         self, contributor: IPromptContributor, context: PromptContext
@@ -77,6 +85,8 @@ class PromptCoordinator:
     ) -> str:
         try:
             text = await contributor.get_contribution(context)
+            if text is not None and not isinstance(text, str):
+                raise TypeError(f"get_contribution returned {type(text).__name__}, not a str")
         except Exception as exc:
             if id(contributor) not in self._failing:  # once per outage, not once per turn
                 self._failing.add(id(contributor))
@@ -92,7 +102,7 @@ class PromptCoordinator:
         if self._failing and id(contributor) in self._failing:
             self._failing.discard(id(contributor))
             logger.warning("prompt contributor %r works again", contributor)
-        text = (text or "").strip() if isinstance(text, str | None) else ""
+        text = (text or "").strip()
         if key is not None:
             ttl: float = contributor.cache_ttl  # type: ignore[attr-defined]
             self._cache[key] = (time.monotonic() + ttl, text, contributor)
