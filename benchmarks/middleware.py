@@ -11,7 +11,10 @@ limiter makes from one process.
    ``NullHandler`` (the record is made, nothing written), and at the default level (INFO
    not enabled: no record). Then whole turns with and without them (``ScriptedProvider``,
    in-memory sessions, analytics off), for each logger state, after 200 warm-up turns,
-   interleaved in blocks of 100 so that machine load hits both alike.
+   interleaved in blocks of 100 so that machine load hits both alike. The turn's config
+   is the API key alone; once more with the 12 keys of ``examples/config_complete.yaml``
+   besides (formatting handler). For reference, one plain ``logger.info`` a turn into the
+   same formatting handler, and nothing else.
 2. ``RedisTokenBucket.acquire`` against the local Redis beside its floor, a bare ``PING``
    and a bare ``EVALSHA`` of its script on the same client: one call after another, then
    32 concurrent callers (one connection pool), on 100 keys, median of 3 runs; its keys
@@ -35,6 +38,9 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import yaml
 
 from victor.agent.coordinators import MiddlewareCoordinator
 from victor.agent.orchestrator import AgentOrchestrator
@@ -49,6 +55,7 @@ from victor.middleware import (
 from victor.providers import ScriptedProvider
 from victor.sessions import InMemorySessionStore
 
+COMPLETE_CONFIG = Path(__file__).parent.parent / "examples" / "config_complete.yaml"
 LOGGING = ("queue_handler", "formatting_handler", "null_handler", "not_enabled")
 
 _listener: logging.handlers.QueueListener | None = None
@@ -115,12 +122,24 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def chain_cost(turns: int, logging_to: str, log_line_only: bool = False) -> dict[str, float]:
+def session_config(complete: bool) -> dict[str, object]:
+    """The turn's config: the API key alone, or with the 12 keys of a complete session
+    config (``examples/config_complete.yaml`` without its tenants and sessions)."""
+    config: dict[str, object] = {"api_key": "k-1"}
+    if complete:
+        config.update(yaml.safe_load(COMPLETE_CONFIG.read_text()))
+        del config["tenants"], config["sessions"]
+    return config
+
+
+async def chain_cost(
+    turns: int, logging_to: str, log_line_only: bool = False, complete: bool = False
+) -> dict[str, float]:
     coordinator = built_ins(logging_to, log_line_only)
 
     async def chat(message: str) -> None: ...
 
-    kwargs = {"session_id": "acme:s1", "tenant_id": "acme", "config": {"api_key": "k-1"}}
+    kwargs = {"session_id": "acme:s1", "tenant_id": "acme", "config": session_config(complete)}
     for _ in range(500):
         await coordinator.run(chat, ("What is the weather in Paris?",), kwargs)
     samples = []
@@ -132,7 +151,7 @@ async def chain_cost(turns: int, logging_to: str, log_line_only: bool = False) -
 
 
 async def turn_cost(
-    turns: int, logging_to: str, log_line_only: bool = False
+    turns: int, logging_to: str, log_line_only: bool = False, complete: bool = False
 ) -> dict[str, dict[str, float]]:
     def make(middleware: MiddlewareCoordinator | None) -> AgentOrchestrator:
         return AgentOrchestrator(
@@ -145,7 +164,7 @@ async def turn_cost(
 
     plain, wrapped = make(None), make(built_ins(logging_to, log_line_only))
     samples: dict[str, list[float]] = {"without": [], "with": []}
-    config = {"api_key": "k-1"}
+    config = session_config(complete)
     for block in range(-2, turns // 100):
         for name, orch in (("without", plain), ("with", wrapped)):
             for i in range(100):
@@ -217,6 +236,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "middleware_chain": {name: await chain_cost(args.turns, name) for name in LOGGING},
         "turn": {name: await turn_cost(args.turns, name) for name in LOGGING},
         # The floor of logging a line a turn into the same handler, for comparison.
+        "formatting_handler_complete_config": {
+            "chain": await chain_cost(args.turns, "formatting_handler", complete=True),
+            "turn": await turn_cost(args.turns, "formatting_handler", complete=True),
+        },
         "log_line_only": {
             "chain": await chain_cost(args.turns, "formatting_handler", True),
             "turn": await turn_cost(args.turns, "formatting_handler", True),

@@ -214,9 +214,14 @@ async def test_logging_middleware_logs_structured_fields_with_secrets_redacted(c
 )
 def test_every_secret_shape_is_redacted_in_text_and_config(text, secret):
     assert secret not in redact_text(text) and REDACTED in redact_text(text)
-    assert redact_mapping({"note": text, "nested": {"note": text}}) == {
+    long = "x " * 400 + text  # past the length of the values remembered
+    assert redact_mapping(
+        {"note": text, "nested": {"note": text}, "headers": [text, 1], "long": long}
+    ) == {
         "note": redact_text(text),
         "nested": {"note": redact_text(text)},
+        "headers": [redact_text(text), 1],
+        "long": "x " * 400 + redact_text(text),
     }
 
 

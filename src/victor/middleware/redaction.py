@@ -66,17 +66,39 @@ def _is_secret_key(key: str) -> bool:
     return _SECRET_KEY.search(key) is not None
 
 
+# Config values repeat every turn: short ones are redacted once and remembered.
+_CACHED_VALUE_CHARS = 512
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_config_text(text: str) -> str:
+    return redact_text(text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) <= _CACHED_VALUE_CHARS:
+            return _redact_config_text(value)
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return redact_mapping(value)
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+_PLAIN = (int, float, bool, type(None))  # values that hold no secret, kept as they are
+
+
 def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``values`` with secret-named keys' values and secrets in strings
-    redacted, nested mappings included."""
+    redacted, nested mappings and lists included."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if _is_secret_key(str(key)):
+        if _is_secret_key(key if isinstance(key, str) else str(key)):
             out[key] = REDACTED
-        elif isinstance(value, Mapping):
-            out[key] = redact_mapping(value)
-        elif isinstance(value, str):
-            out[key] = redact_text(value)
-        else:
+        elif type(value) in _PLAIN:
             out[key] = value
+        else:
+            out[key] = _redact_value(value)
     return out
