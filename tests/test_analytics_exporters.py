@@ -17,7 +17,7 @@ from victor.analytics import (
 )
 from victor.analytics.events import MODEL
 from victor.analytics.exporters.sqlite import migrate_sqlite
-from victor.analytics.sample import sample_events
+from sample_traffic import sample_events
 from victor.protocols import AnalyticsEvent
 
 TABLE = "victor_analytics_events"

@@ -32,7 +32,7 @@ from victor.analytics import (
     PostgreSQLAnalyticsExporter,
     SQLiteAnalyticsExporter,
 )
-from victor.analytics.sample import sample_events
+from sample_traffic import sample_events
 from victor.protocols import AnalyticsEvent
 
 pytestmark = pytest.mark.postgres
