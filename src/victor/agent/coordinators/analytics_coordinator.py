@@ -144,12 +144,8 @@ class AnalyticsCoordinator:
         if now - self._last_drop_log >= 10.0:
             self._last_drop_log = now
             where = "" if stats is None else f" for exporter {stats.name}"
-            logger.warning(
-                "analytics: %d event(s) dropped so far%s: %s (see AnalyticsCoordinator.stats)",
-                self.stats.dropped,
-                where,
-                why,
-            )
+            msg = "analytics: %d event(s) dropped so far%s: %s (see AnalyticsCoordinator.stats)"
+            logger.warning(msg, self.stats.dropped, where, why)
 
     def _ensure_started(self) -> None:
         """Start the background tasks on the running loop (a new loop: afresh)."""
@@ -241,12 +237,10 @@ class AnalyticsCoordinator:
     @property
     def outbox(self) -> Outbox:
         if self._outbox is None:
-            path = self._outbox_path
-            if path is None:
-                from victor.config import Settings
+            from victor.config import Settings
 
-                path = Settings().data_dir / "analytics-outbox.db"
-            self._outbox = Outbox(Path(path))
+            path = self._outbox_path or Settings().data_dir / "analytics-outbox.db"
+            self._outbox = Outbox(path)
         return self._outbox
 
     async def io(self, fn: Any, *args: Any) -> Any:
@@ -263,7 +257,7 @@ class AnalyticsCoordinator:
             self._buf.clear()
             return True
         self._ensure_started()
-        lost = self.stats.dropped + sum(d.stats.rejected for d in self._deliveries.values())
+        lost = self._lost()
         try:
             async with asyncio.timeout(timeout):
                 await self._drain()
@@ -271,9 +265,11 @@ class AnalyticsCoordinator:
         except TimeoutError:
             logger.warning("analytics flush timed out after %ss", timeout)
             return False
+        return self._lost() == lost and all(s.healthy for s in self.stats.exporters.values())
+
+    def _lost(self) -> int:
         stats = self.stats
-        now_lost = stats.dropped + sum(s.rejected for s in stats.exporters.values())
-        return now_lost == lost and all(s.healthy for s in stats.exporters.values())
+        return stats.dropped + sum(s.rejected for s in stats.exporters.values())
 
     async def aclose(self) -> None:
         """Deliver what is queued, drain the outbox where the destination is up (within
