@@ -20,7 +20,6 @@ _WHERE = {
     "SQLiteAnalyticsExporter": "exporters.sqlite",
     "PostgreSQLAnalyticsExporter": "exporters.postgres",
     "OpenTelemetryAnalyticsExporter": "exporters.otel",
-    "PriceQuote": "pricing",
     "load_price_table": "pricing",
     "AnalyticsReader": "reports",
     "SummaryRow": "reports",
