@@ -15,7 +15,7 @@ _WHERE = {
     "AnalyticsStats": "stats",
     "EventEncodeError": "encoding",
     "BaseAnalyticsExporter": "exporters.base",
-    "ConsoleAnalyticsExporter": "exporters.console",
+    "ConsoleAnalyticsExporter": "exporters.jsonl",
     "JSONLAnalyticsExporter": "exporters.jsonl",
     "SQLiteAnalyticsExporter": "exporters.sqlite",
     "PostgreSQLAnalyticsExporter": "exporters.postgres",

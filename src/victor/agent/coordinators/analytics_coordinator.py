@@ -32,7 +32,7 @@ from typing import Any
 from victor.analytics.delivery import Batch, Delivery, to_models
 from victor.analytics.encoding import EventEncodeError, event_label, safe_repr_line
 from victor.analytics.exporters.base import BaseAnalyticsExporter
-from victor.analytics.exporters.console import ConsoleAnalyticsExporter
+from victor.analytics.exporters.jsonl import ConsoleAnalyticsExporter
 from victor.analytics.outbox import Outbox
 from victor.analytics.stats import AnalyticsStats, ExporterStats
 from victor.protocols.analytics import IAnalyticsExporter
