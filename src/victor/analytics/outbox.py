@@ -1,17 +1,14 @@
 """The outbox: batches waiting for a remote destination, in a local SQLite file.
 
-Each batch bound for a remote exporter (PostgreSQL, OpenTelemetry...) is written here in one
-transaction, one row per destination, encoded as that destination sends it (PostgreSQL: the
-lines of a ``COPY``), before anything is sent. A forwarder per destination sends the rows in
-order and deletes each once the destination took it. A destination that is down, a process
-that is killed: the rows wait, and the next forwarder (in this process or the next one)
-sends them. Destinations store an event once per ``event_id``, so a batch sent again after a
-lost acknowledgement does no harm.
-
-Durability is SQLite's: WAL with ``synchronous=NORMAL`` survives a killed process; a power
-loss may take the last transactions (``synchronous="FULL"`` keeps them, at a cost).
-Events refused for good (bad data) are kept in the ``rejected`` table, with the reason.
-All methods block: the coordinator calls them from its one outbox thread.
+Each batch bound for a remote exporter is written here in one transaction, one row per
+destination, encoded as that destination sends it (PostgreSQL: the lines of a ``COPY``).
+A forwarder per destination sends the rows in order and deletes each once stored; while
+the destination is down, or after the process was killed, they wait for the next forwarder
+(in this process or the next one). Destinations store an event once per ``event_id``, so a
+batch sent again after a lost acknowledgement does no harm. Durability is SQLite's: WAL
+with ``synchronous=NORMAL`` survives a killed process, ``"FULL"`` also a power loss.
+Events refused for good are kept in the ``rejected`` table, with the reason. All methods
+block: the coordinator calls them from its one outbox thread.
 """
 
 from __future__ import annotations
