@@ -138,8 +138,7 @@ class AnalyticsReader(ABC):
     placeholder = "?"  # numbered: ?1 (SQLite), $1 (PostgreSQL)
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
-        ident(table)
-        self.table = table
+        self.table, self.target = table, ident(table)
 
     @staticmethod
     def from_url(url: str | Path, *, table: str | None = None) -> AnalyticsReader:
@@ -216,7 +215,7 @@ class AnalyticsReader(ABC):
         names = [f"k{i}" for i in range(len(keys))]
         group = f"GROUP BY {', '.join(names)}" if keys else ""
         partition = f"PARTITION BY {', '.join(keys)}" if keys else ""
-        where = f"FROM {self._target} WHERE ts >= {p}1 AND ts < {p}2"
+        where = f"FROM {self.target} WHERE ts >= {p}1 AND ts < {p}2"
         aggregates = _AGGREGATES.format(p=p)
         agg_sql = f"SELECT {', '.join([*cols, aggregates])} {where} {group}"
         picks = [f"MIN(CASE WHEN rn >= {q} * n THEN latency_ms END)" for q in PERCENTILES]
@@ -230,11 +229,11 @@ class AnalyticsReader(ABC):
         return agg_sql, pct_sql
 
     def _key(self, dims: list[str], values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(values)
-
-    @property
-    def _target(self) -> str:
-        return ident(self.table)
+        """A time bucket as an aware datetime (SQLite gives Unix seconds)."""
+        return tuple(
+            datetime.fromtimestamp(v, UTC) if d == "bucket" and isinstance(v, int | float) else v
+            for d, v in zip(dims, values, strict=True)
+        )
 
     def _time(self, value: datetime) -> Any:
         return value
@@ -272,12 +271,6 @@ class SQLiteReader(AnalyticsReader):
     def _time(self, value: datetime) -> float:
         return value.timestamp()
 
-    def _key(self, dims: list[str], values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            datetime.fromtimestamp(v, UTC) if d == "bucket" else v
-            for d, v in zip(dims, values, strict=True)
-        )
-
     async def _fetch(self, agg_sql: str, pct_sql: str, params: Params) -> tuple[Rows, Rows]:
         return await asyncio.to_thread(self._run, agg_sql, pct_sql, params)
 
@@ -308,14 +301,10 @@ class PostgresReader(AnalyticsReader):
         self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE, max_size: int = 4
     ) -> None:
         super().__init__(table)
-        ident(schema)
+        self.target = f"{ident(schema)}.{self.target}"
         self.dsn, self.schema, self.max_size = dsn, schema, max(1, max_size)
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-
-    @property
-    def _target(self) -> str:
-        return f"{ident(self.schema)}.{ident(self.table)}"
 
     def _bucket(self, seconds: int) -> str:
         return f"to_timestamp(floor(extract(epoch FROM ts) / {seconds}) * {seconds})"
