@@ -211,7 +211,7 @@ class Delivery:
                     await c.io(c.outbox.done, [row.id for row in rows])
             else:
                 batch = self.queue[0]  # left in the queue while in flight: counted as queued
-                left, error = await self._send(batch if self.takes_records else to_models(batch))
+                left, error = await self._send(batch)  # models already, unless takes_records
                 self.queue.popleft()
                 self.stats.queued -= len(batch)
             if not left:
