@@ -3,7 +3,7 @@
     python benchmarks/analytics_export.py [--events 200000] [--dsn postgresql://...]
                                           [--repeat 5] [--quick]
 
-Measures, on realistic event traffic (``victor.analytics.sample``):
+Measures, on realistic event traffic (``tests/sample_traffic.py``):
   * ``emit()``: nanoseconds per event on the chat hot path, garbage collector on, default
     coordinator settings, in bursts of 1000 events with the loop running in between;
   * SQLite: the exporter alone (batches of 1000) and end to end through a coordinator with
@@ -43,8 +43,10 @@ from victor.analytics import encoding as ev
 from victor.analytics.exporters.base import BaseAnalyticsExporter
 from victor.analytics.exporters.postgres import PostgreSQLAnalyticsExporter
 from victor.analytics.exporters.sqlite import SQLiteAnalyticsExporter
-from victor.analytics.sample import sample_events
 from victor.protocols import ExportResult
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from sample_traffic import sample_events  # the tests' traffic generator
 
 
 class Null(BaseAnalyticsExporter):
@@ -203,7 +205,7 @@ async def main(args: argparse.Namespace) -> None:
         "## Analytics",
         "",
         f"Date {datetime.date.today().isoformat()}. Machine: {machine()}.",
-        f"Traffic: {n:,} events of realistic chat turns (`victor.analytics.sample`), "
+        f"Traffic: {n:,} events of realistic chat turns (`tests/sample_traffic.py`), "
         f"`python benchmarks/analytics_export.py --events {n} --repeat {runs}`; "
         "median of the runs, spread (lowest - highest) in brackets.",
         "",

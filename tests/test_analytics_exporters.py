@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sample_traffic import sample_events
 from victor.analytics import (
     AnalyticsReader,
     ConsoleAnalyticsExporter,
@@ -17,7 +18,6 @@ from victor.analytics import (
 )
 from victor.analytics.events import MODEL
 from victor.analytics.exporters.sqlite import migrate_sqlite
-from victor.analytics.sample import sample_events
 from victor.protocols import AnalyticsEvent
 
 TABLE = "victor_analytics_events"

@@ -26,13 +26,13 @@ if os.environ.get("VICTOR_REQUIRE_SERVICES") == "1":
 else:
     asyncpg = pytest.importorskip("asyncpg", reason="asyncpg (the postgres extra) is missing")
 
+from sample_traffic import sample_events
 from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
 from victor.analytics import (
     AnalyticsReader,
     PostgreSQLAnalyticsExporter,
     SQLiteAnalyticsExporter,
 )
-from victor.analytics.sample import sample_events
 from victor.protocols import AnalyticsEvent
 
 pytestmark = pytest.mark.postgres

@@ -1,8 +1,7 @@
-"""Delivery of analytics batches to one exporter: a bounded in-memory queue for a local
-exporter, a forwarder draining the outbox for a remote one. The coordinator
-(:mod:`victor.agent.coordinators.analytics_coordinator`) makes one per exporter and hands
-it the batches; it provides the settings (``max_queue``, retries, timeouts), the outbox
-and its thread (``io``), and the drop counter.
+"""Delivery to one exporter, in order: a local exporter's batches from a bounded queue in
+memory, a remote exporter's from the outbox (deleted once stored, kept with back-off while
+the destination is down). The coordinator makes one per exporter and provides the settings,
+the outbox and its thread (``io``), and the drop counter.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ def to_models(batch: Batch) -> Batch:
     return tuple(e if isinstance(e, AnalyticsEvent) else e.to_model() for e in batch)
 
 
-def _json_lines(events: Batch) -> tuple[bytes, list[EventEncodeError]]:
+def json_lines(events: Batch) -> tuple[bytes, list[EventEncodeError]]:
     """The outbox's encoding for exporters without their own: JSON lines."""
     lines, bad = split_encoded(events, encode_line)
     return "".join(f"{line}\n" for line in lines).encode(), bad
@@ -47,6 +46,11 @@ def _json_lines(events: Batch) -> tuple[bytes, list[EventEncodeError]]:
 def _decode(payload: bytes, records: bool) -> Batch:
     events = tuple(decode_line(line) for line in payload.splitlines())
     return events if records else to_models(events)
+
+
+def entries(events: Sequence[Any], why: str) -> list[tuple[str, str]]:
+    """Refused events as the outbox's ``rejected`` table keeps them: (text, why)."""
+    return [(safe_repr_line(e, why), why) for e in events]
 
 
 def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch, str | None]:
@@ -58,8 +62,7 @@ def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch, str | N
     rejected_ids = set(result.rejected_event_ids)
     failed_ids = set(result.failed_event_ids) - rejected_ids
     if result.success:  # "success" means: do not retry
-        rejected_ids |= failed_ids
-        failed_ids = set()
+        rejected_ids, failed_ids = rejected_ids | failed_ids, set()
     rejected = tuple(e for e in events if event_label(e) in rejected_ids)
     retry = tuple(e for e in events if event_label(e) in failed_ids)
     if not result.success and not rejected and not retry:  # no usable ids: all failed
@@ -76,14 +79,13 @@ class Delivery:
         self.takes_records = getattr(exporter, "takes_records", False) is True
         # A remote exporter that keeps its own encoding in the outbox gets it back as is.
         self.encoded = self.remote and callable(getattr(exporter, "export_encoded", None))
-        self.encode = exporter.encode_batch if self.encoded else _json_lines
+        self.encode = exporter.encode_batch if self.encoded else json_lines
         self.take = FORWARD_BATCHES if self.encoded else 1
         destination = getattr(exporter, "destination", None)
         self.key = destination if isinstance(destination, str) and destination else name
         self.stats = ExporterStats(name)
         self.queue: deque[Batch] = deque()
-        self.written = 0  # outbox writes for this destination, to tell a stale "empty"
-        self.backoff = 0.0
+        self.handed = 0  # batches handed over, to tell a stale "nothing waits"
         self.closing = False
         self.task: asyncio.Task[None] | None = None
 
@@ -91,22 +93,20 @@ class Delivery:
         self.wake, self.idle, self.stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
         if self.closing:
             self.stop.set()
-        run = self._forward if self.remote else self._deliver_queue
-        self.task = asyncio.get_running_loop().create_task(run(), name=f"analytics:{self.name}")
+        name = f"analytics:{self.name}"
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=name)
 
     def offer(self, batch: Batch) -> None:
+        """A batch for a local exporter's queue, or dropped (and counted) when it is full."""
         if self.stats.queued + len(batch) > self.coordinator.max_queue:
             self.coordinator.count_drop(self.stats, len(batch), "its queue is full")
             return
         self.queue.append(batch)
         self.stats.queued += len(batch)
-        self.idle.clear()
-        self.wake.set()
+        self.handed_over()
 
-    def outboxed(self, good: int, bad: list[EventEncodeError]) -> None:
-        self.stats.outboxed += good
-        self.reject_count(len(bad), str(bad[0]) if bad else None)
-        self.written += 1
+    def handed_over(self) -> None:
+        self.handed += 1
         self.idle.clear()
         self.wake.set()
 
@@ -116,22 +116,17 @@ class Delivery:
             self.stop.set()
             self.wake.set()
 
-    def reject_count(self, n: int, error: str | None) -> None:
-        if n:
-            self.stats.rejected += n
-            logger.error("analytics exporter %s rejected %d event(s): %s", self.name, n, error)
-
-    async def _reject(self, texts: Sequence[str], error: str | None) -> None:
-        """Count, log and keep (in the outbox's ``rejected`` table) refused events."""
-        if not texts:
+    async def reject(self, refused: Sequence[tuple[str, str]]) -> None:
+        """Count, log and keep (in the outbox's ``rejected`` table) events refused for
+        good: (the event as text, why)."""
+        if not refused:
             return
-        self.reject_count(len(texts), error)
+        self.stats.rejected += len(refused)
+        why = refused[0][1]
+        logger.error("analytics exporter %s rejected %d event(s): %s", self.name, len(refused), why)
         if self.coordinator.use_outbox:
-            why = error or "rejected by the exporter"
-            with contextlib.suppress(Exception):  # logged and counted already
-                await self.coordinator.io(
-                    self.coordinator.outbox.reject, self.key, [(t, why) for t in texts]
-                )
+            with contextlib.suppress(Exception):  # counted and logged already
+                await self.coordinator.io(self.coordinator.outbox.reject, self.key, refused)
 
     async def _call(self, export: Any, batch: Any) -> tuple[Any, str | None]:
         """One export call bounded by ``export_timeout``: (result, None) or (None, error)."""
@@ -150,34 +145,35 @@ class Delivery:
         """Export with retries. Returns what is left because nothing went through (the
         exporter looks down) and the last error. Events an exporter that works keeps
         refusing are rejected after the retries."""
-        coordinator = self.coordinator
+        c = self.coordinator
         progressed, error = False, None
-        for attempt in range(coordinator.max_retries + 1):
+        for attempt in range(c.max_retries + 1):
             if attempt:
                 self.stats.retries += 1
-                delay = coordinator.retry_backoff * 2 ** (attempt - 1)
-                await asyncio.sleep(min(coordinator.max_backoff, delay) * (0.5 + random.random()))
+                delay = min(c.max_backoff, c.retry_backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.5 + random.random()))
             result, error = await self._call(self.exporter.export, events)
             rejected, retry, error = (
                 ((), tuple(events), error) if error else _classify(result, events)
             )
             self.stats.exported += len(events) - len(rejected) - len(retry)
             progressed = progressed or len(retry) < len(events)
-            await self._reject([safe_repr_line(e, error or "rejected") for e in rejected], error)
+            await self.reject(entries(rejected, error or "rejected by the exporter"))
             events = retry
             if not events:
                 break
         if events and progressed:
-            why = f"refused {attempt + 1}x: {error}"
-            await self._reject([safe_repr_line(e, why) for e in events], why)
+            await self.reject(entries(events, f"refused {attempt + 1}x: {error}"))
             events = ()
         if not events:
             self.stats.healthy = True
         return events, error
 
-    async def _send_encoded(self, payload: bytes) -> tuple[bool, str | None]:
-        """Hand the outbox's bytes to an exporter that encoded them (it retries on its
-        own). Returns whether they are left (the exporter looks down), and the error."""
+    async def _forward(self, payload: bytes) -> tuple[Any, str | None]:
+        """Send outbox bytes: as they are to an exporter that encoded them (it retries on
+        its own), decoded into events to the others. Returns (what is left, error)."""
+        if not self.encoded:
+            return await self._send(await self.coordinator.io(_decode, payload, self.takes_records))
         result, error = await self._call(self.exporter.export_encoded, payload)
         if error is None and isinstance(result, ExportResult):
             if not result.success and not result.rejected_event_ids:
@@ -185,65 +181,52 @@ class Delivery:
             else:
                 self.stats.exported += result.exported_count
                 lines = payload.decode(errors="replace").splitlines()
-                texts = [next((x for x in lines if i in x), i) for i in result.rejected_event_ids]
-                await self._reject(texts, result.error)
+                why = result.error or "rejected by the exporter"
+                ids = result.rejected_event_ids
+                await self.reject([(next((x for x in lines if i in x), i), why) for i in ids])
         if error is None:
             self.stats.healthy = True
         return error is not None, error
 
-    def _down(self, error: str | None) -> None:
-        self.stats.failed_batches += 1
-        self.stats.healthy, self.stats.last_error = False, error
-        logger.warning("analytics exporter %s failed: %s", self.name, error)
-
-    async def _deliver_queue(self) -> None:
-        """A local exporter: its bounded in-memory queue, in order."""
+    async def _run(self) -> None:
+        """Deliver in order: a local exporter's batches from its queue, dropped (and
+        counted) when the retries fail; a remote one's from the outbox, oldest first,
+        retried with back-off while the destination is down."""
+        c = self.coordinator
+        backoff = 0.0
         while True:
-            while not self.queue:
-                self.idle.set()
-                if self.closing:
-                    return
-                await self.wake.wait()
-                self.wake.clear()
-            batch = self.queue[0]  # left in the queue while in flight: counted as queued
-            left, error = await self._send(batch if self.takes_records else to_models(batch))
-            self.queue.popleft()
-            self.stats.queued -= len(batch)
-            if left:
-                self._down(error)
-                self.coordinator.count_drop(self.stats, len(left), f"it failed: {error}")
-
-    async def _forward(self) -> None:
-        """A remote exporter: drain its batches from the outbox, oldest first."""
-        coordinator = self.coordinator
-        while True:
-            written = self.written
-            batches = await coordinator.io(coordinator.outbox.oldest, self.key, self.take)
-            if not batches:
-                if written == self.written:  # no write landed while we looked
+            handed = self.handed
+            rows = await c.io(c.outbox.oldest, self.key, self.take) if self.remote else []
+            if not rows and not self.queue:
+                if handed == self.handed:  # nothing was handed over while we looked
                     self.idle.set()
                 if self.closing:
                     return
                 await self.wake.wait()
                 self.wake.clear()
                 continue
-            payload = b"".join(b.payload for b in batches)
-            if self.encoded:
-                left, error = await self._send_encoded(payload)
+            if self.remote:
+                left, error = await self._forward(b"".join(row.payload for row in rows))
+                if not left:
+                    await c.io(c.outbox.done, [row.id for row in rows])
             else:
-                events = await coordinator.io(_decode, payload, self.takes_records)
-                left, error = await self._send(events)
+                batch = self.queue[0]  # left in the queue while in flight: counted as queued
+                left, error = await self._send(batch)  # models already, unless takes_records
+                self.queue.popleft()
+                self.stats.queued -= len(batch)
             if not left:
-                await coordinator.io(coordinator.outbox.done, [b.id for b in batches])
-                self.backoff = 0.0
+                backoff = 0.0
                 continue
-            self._down(error)
+            self.stats.failed_batches += 1
+            self.stats.healthy, self.stats.last_error = False, error
+            logger.warning("analytics exporter %s failed: %s", self.name, error)
+            if not self.remote:
+                c.count_drop(self.stats, len(left), f"it failed: {error}")
+                continue
             self.idle.set()  # flush() does not wait for a destination that is down
             if self.closing:
                 return  # what is left waits in the outbox for the next start
-            self.backoff = min(
-                coordinator.max_backoff, max(coordinator.retry_backoff, 2 * self.backoff)
-            )
+            backoff = min(c.max_backoff, max(c.retry_backoff, 2 * backoff))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.backoff * (0.5 + random.random())):
+                async with asyncio.timeout(backoff * (0.5 + random.random())):
                     await self.stop.wait()

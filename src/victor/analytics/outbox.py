@@ -1,17 +1,14 @@
 """The outbox: batches waiting for a remote destination, in a local SQLite file.
 
-Each batch bound for a remote exporter (PostgreSQL, OpenTelemetry...) is written here in one
-transaction, one row per destination, encoded as that destination sends it (PostgreSQL: the
-lines of a ``COPY``), before anything is sent. A forwarder per destination sends the rows in
-order and deletes each once the destination took it. A destination that is down, a process
-that is killed: the rows wait, and the next forwarder (in this process or the next one)
-sends them. Destinations store an event once per ``event_id``, so a batch sent again after a
-lost acknowledgement does no harm.
-
-Durability is SQLite's: WAL with ``synchronous=NORMAL`` survives a killed process; a power
-loss may take the last transactions (``synchronous="FULL"`` keeps them, at a cost).
-Events refused for good (bad data) are kept in the ``rejected`` table, with the reason.
-All methods block: the coordinator calls them from its one outbox thread.
+Each batch bound for a remote exporter is written here in one transaction, one row per
+destination, encoded as that destination sends it (PostgreSQL: the lines of a ``COPY``).
+A forwarder per destination sends the rows in order and deletes each once stored; while
+the destination is down, or after the process was killed, they wait for the next forwarder
+(in this process or the next one). Destinations store an event once per ``event_id``, so a
+batch sent again after a lost acknowledgement does no harm. Durability is SQLite's: WAL
+with ``synchronous=NORMAL`` survives a killed process (a power loss may take the last).
+Events refused for good are kept in the ``rejected`` table, with the reason. All methods
+block: the coordinator calls them from its one outbox thread.
 """
 
 from __future__ import annotations
@@ -49,11 +46,8 @@ class Outbox:
     """One SQLite file (``Settings().data_dir / "analytics-outbox.db"`` by default),
     opened on first use."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self.synchronous = synchronous.upper()
         self._conn: sqlite3.Connection | None = None
 
     def _db(self) -> sqlite3.Connection:
@@ -61,7 +55,7 @@ class Outbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30.0)  # `with conn`: one transaction
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 conn.execute(statement)
             self._conn = conn

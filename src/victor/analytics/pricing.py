@@ -2,9 +2,10 @@
 knows is *unpriced* (cost ``None``), never $0.
 
 ``genai-prices`` (maintained by the pydantic team, used by Pydantic AI) ships its data in
-the package: prices work offline, and its auto-update (``UpdatePrices``) is never started,
-so nothing is fetched at run time. Its data is large: it is loaded in a background thread
-when the first :class:`PriceTable` is made, not at ``import victor``.
+the package: prices work offline, and nothing is fetched at run time (its ``UpdatePrices``
+is never started). The data is large: it is loaded in a background thread when the first
+:class:`PriceTable` is made, not at ``import victor``. Its own ``calc_price`` takes about
+0.15 ms a call, so a model's price is looked up once a day and computed here.
 
 Overrides (a fine-tune, a self-hosted model, a negotiated rate) come from a YAML or JSON
 file or a dict (:func:`load_price_table`); the file named by ``VICTOR_PRICES_FILE``
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -48,26 +50,11 @@ class ModelPrice:
     effective_from: date = date(2000, 1, 1)
 
     def cost(self, usage: Usage) -> float:
-        size = usage.input_tokens
-        inp, out = _rate(self.input, size), _rate(self.output, size)
+        size, cached = usage.input_tokens, min(usage.cached_input_tokens, usage.input_tokens)
+        inp, out = _rate(self.input, size) or 0.0, _rate(self.output, size) or 0.0
         cached_rate = _rate(self.cached_input, size)
-        cached = min(usage.cached_input_tokens, size)
-        total = (
-            (size - cached) * inp  # type: ignore[operator]
-            + cached * (inp if cached_rate is None else cached_rate)
-            + usage.output_tokens * out  # type: ignore[operator]
-        )
-        return total / 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class PriceQuote:
-    """``cost_usd`` is None exactly when ``unpriced``: an unknown model is never $0."""
-
-    cost_usd: float | None
-    unpriced: bool
-    priced_as: str | None  # the model the price is that of
-    table_version: str
+        cached_rate = inp if cached_rate is None else cached_rate
+        return ((size - cached) * inp + cached * cached_rate + usage.output_tokens * out) / 1e6
 
 
 def _snapshot() -> Any:
@@ -77,12 +64,9 @@ def _snapshot() -> Any:
 
 
 def _from_genai(value: Any) -> Rate | None:
-    if value is None:
-        return None
-    tiers = getattr(value, "tiers", None)
-    if tiers is None:
-        return float(value)
-    return ((0, float(value.base)), *((t.start, float(t.price)) for t in tiers))
+    if value is None or getattr(value, "tiers", None) is None:
+        return None if value is None else float(value)
+    return ((0, float(value.base)), *((t.start, float(t.price)) for t in value.tiers))
 
 
 def builtin_price(model: str, at: date) -> ModelPrice | None:
@@ -93,15 +77,8 @@ def builtin_price(model: str, at: date) -> ModelPrice | None:
         return None
     prices = info.get_prices(datetime.combine(at, time(12), UTC))
     inp, out = _from_genai(prices.input_mtok), _from_genai(prices.output_mtok)
-    if inp is None or out is None:
-        return None
-    return ModelPrice(info.id, inp, out, _from_genai(prices.cache_read_mtok))
-
-
-def _genai_version() -> str:
-    from importlib.metadata import version
-
-    return f"genai-prices {version('genai-prices')}"
+    cached = _from_genai(prices.cache_read_mtok)
+    return None if inp is None or out is None else ModelPrice(info.id, inp, out, cached)
 
 
 class PriceTable:
@@ -112,14 +89,11 @@ class PriceTable:
     """
 
     def __init__(
-        self,
-        prices: Iterable[ModelPrice] = (),
-        *,
-        builtin: bool = True,
-        version: str | None = None,
+        self, prices: Iterable[ModelPrice] = (), *, builtin: bool = True, version: str | None = None
     ) -> None:
         self.builtin = builtin
-        self.version = version or (_genai_version() if builtin else "overrides")
+        builtin_version = f"genai-prices {package_version('genai-prices')}" if builtin else None
+        self.version = version or builtin_version or "overrides"
         self._by_model: dict[str, list[ModelPrice]] = {}
         self._cache: dict[tuple[str, date], ModelPrice | None] = {}
         for price in prices:
@@ -136,9 +110,25 @@ class PriceTable:
         source: str = "config",
     ) -> PriceTable:
         """Overrides from ``{"version": ..., "prices": [{model, input, output, ...}]}``,
-        ``{"models": {name: {input, output, ...} or [dated entries]}}`` or a bare list."""
-        table = cls(builtin=builtin)
-        table.load(config, source=source)
+        ``{"models": {name: {input, output, ...} or [dated entries]}}`` or a bare list;
+        errors name the source and the entry."""
+        table, entries = cls(builtin=builtin), []
+        if isinstance(config, Mapping):
+            if "version" in config:
+                table.version = f"{table.version} + {config['version']}"
+            entries.extend(config.get("prices") or [])
+            for model, spec in (config.get("models") or {}).items():
+                entries.extend(
+                    {"model": model, **s} for s in (spec if isinstance(spec, list) else [spec])
+                )
+        else:
+            entries.extend(config)
+        for index, entry in enumerate(entries):
+            try:
+                table.replace(_entry(entry))
+            except (KeyError, TypeError, ValueError) as exc:
+                what = entry.get("model", "?") if isinstance(entry, Mapping) else entry
+                raise ValueError(f"{source}: price entry {index} ({what!r}): {exc!r}") from None
         return table
 
     @classmethod
@@ -146,35 +136,10 @@ class PriceTable:
         """Overrides from a YAML (``.yaml``/``.yml``) or JSON file; see :meth:`from_config`."""
         return cls.from_config(_read_config(Path(path)), builtin=builtin, source=str(path))
 
-    def load(
-        self, config: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, source: str = "config"
-    ) -> None:
-        """Add the prices of a config; errors name the source and the entry."""
-        entries: list[Mapping[str, Any]] = []
-        if isinstance(config, Mapping):
-            if "version" in config:
-                self.version = f"{self.version} + {config['version']}"
-            entries.extend(config.get("prices") or [])
-            for model, spec in (config.get("models") or {}).items():
-                for item in spec if isinstance(spec, list) else [spec]:
-                    entries.append({"model": model, **item})
-        else:
-            entries.extend(config)
-        for index, entry in enumerate(entries):
-            try:
-                self.replace(_entry(entry))
-            except (KeyError, TypeError, ValueError) as exc:
-                what = entry.get("model", "?") if isinstance(entry, Mapping) else entry
-                raise ValueError(f"{source}: price entry {index} ({what!r}): {exc!r}") from None
-
     def replace(self, price: ModelPrice) -> None:
         """Add an override, replacing one of the same model and date."""
-        versions = [
-            p
-            for p in self._by_model.get(price.model, [])
-            if p.effective_from != price.effective_from
-        ]
-        versions.append(price)
+        same = self._by_model.get(price.model, [])
+        versions = [p for p in same if p.effective_from != price.effective_from] + [price]
         self._by_model[price.model] = sorted(versions, key=lambda p: p.effective_from)
         self._cache.clear()
 
@@ -187,22 +152,15 @@ class PriceTable:
         """Every override, by model then date."""
         return [p for model in self.models for p in self._by_model[model]]
 
-    def _family(self, name: str) -> str | None:
-        known = [k for k in self._by_model if name == k or name.startswith(k + "-")]
-        return max(known, key=len, default=None)
-
     def price(self, model: str, at: date | datetime | None = None) -> ModelPrice | None:
         name = model.rsplit("/", 1)[-1].lower()
         when = at.date() if isinstance(at, datetime) else at or datetime.now(UTC).date()
         key = (name, when)
         if key not in self._cache:
-            family = self._family(name)
-            found = None
-            for version in self._by_model.get(family, []) if family else []:
-                if version.effective_from <= when:
-                    found = version
-            if found is None and self.builtin:
-                found = builtin_price(name, when)
+            known = [k for k in self._by_model if name == k or name.startswith(k + "-")]
+            family = max(known, key=len, default="")
+            dated = [p for p in self._by_model.get(family, []) if p.effective_from <= when]
+            found = dated[-1] if dated else builtin_price(name, when) if self.builtin else None
             self._cache[key] = found
         return self._cache[key]
 
@@ -210,21 +168,12 @@ class PriceTable:
         self, model: str | None, usage: Usage, at: date | datetime | None = None
     ) -> float | None:
         """USD for ``usage`` on ``model``, or None when the model is unpriced."""
-        return self.quote(model, usage, at).cost_usd
-
-    def quote(
-        self, model: str | None, usage: Usage, at: date | datetime | None = None
-    ) -> PriceQuote:
-        """The cost with what it is based on, for events and reports."""
         price = self.price(model, at) if model else None
-        if price is None:
-            return PriceQuote(None, True, None, self.version)
-        return PriceQuote(price.cost(usage), False, price.model, self.version)
+        return None if price is None else price.cost(usage)
 
 
 def _entry(entry: Mapping[str, Any]) -> ModelPrice:
-    since = entry.get("effective_from", "2000-01-01")
-    cached = entry.get("cached_input")
+    since, cached = entry.get("effective_from", "2000-01-01"), entry.get("cached_input")
     price = ModelPrice(
         model=str(entry["model"]).lower(),
         input=float(entry["input"]),
@@ -259,21 +208,18 @@ def load_price_table(
     with no source, those of the file named in ``VICTOR_PRICES_FILE`` if set."""
     if isinstance(source, PriceTable):
         return source
-    if source is None:
-        source = os.environ.get("VICTOR_PRICES_FILE") or None
-        if source is None:
-            return PriceTable()
-        try:
-            return PriceTable.from_file(source)
-        except OSError as exc:
-            raise ConfigError(
-                f"VICTOR_PRICES_FILE={source}: cannot read it ({exc.strerror or exc})"
-            ) from None
-        except ValueError as exc:  # the message names the file and entry
-            raise ConfigError(f"VICTOR_PRICES_FILE: {exc}") from None
     if isinstance(source, Mapping):
         return PriceTable.from_config(source)
-    return PriceTable.from_file(source)
+    if source is not None:
+        return PriceTable.from_file(source)
+    path = os.environ.get("VICTOR_PRICES_FILE")
+    try:
+        return PriceTable.from_file(path) if path else PriceTable()
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ConfigError(f"VICTOR_PRICES_FILE={path}: cannot read it ({reason})") from None
+    except ValueError as exc:  # the message names the file and entry
+        raise ConfigError(f"VICTOR_PRICES_FILE: {exc}") from None
 
 
 _default: PriceTable | None = None

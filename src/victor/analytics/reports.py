@@ -1,16 +1,13 @@
 """The read side: aggregates over the events table, the same SQL on SQLite and PostgreSQL.
 
 ``AnalyticsReader.from_url(...)`` then ``await reader.summary(since="24h", by="model")``:
-counts, tokens, cost, latency percentiles and error rate per model, tool, tenant,
-experiment, variant or time bucket. Percentiles are nearest-rank, computed by the same
-window functions on both stores, so both give the same numbers for the same events.
-
-What counts: tokens and cost come from ``token_usage`` events (``unpriced`` counts those
-without a price: the cost shown then is a lower bound, never a silent $0; ``cost_usd`` is
-None for a group where nothing was priced). Naive datetimes are UTC, for ``since`` and
-``until`` alike. Latency is that of model calls when grouping by model, of tool calls by
-tool, of chat turns otherwise. ``error_rate`` = (error events + failed tool calls) /
-(model calls + tool calls + error events).
+counts, tokens, cost, latency percentiles (nearest rank, by the same window functions on
+both stores) and error rate per model, tool, tenant, experiment, variant or time bucket.
+Tokens and cost come from ``token_usage`` events; ``unpriced`` counts those without a
+price (the cost is then a lower bound; ``cost_usd`` is None where nothing was priced, never
+a silent $0). Naive datetimes are UTC. Latency is that of model calls by model, of tool
+calls by tool, of chat turns otherwise. ``error_rate`` = (error events + failed tool
+calls) / (model calls + tool calls + error events).
 """
 
 from __future__ import annotations
@@ -49,33 +46,27 @@ def parse_duration(value: str | timedelta) -> timedelta:
     """``"90s"``, ``"15m"``, ``"24h"``, ``"7d"``, ``"2w"``."""
     if isinstance(value, timedelta):
         return value
-    match = _DURATION.match(value)
-    if not match:
+    if not (match := _DURATION.match(value)):
         raise ValueError(f"invalid duration {value!r}: use e.g. 30m, 24h, 7d")
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
 def parse_since(value: str | timedelta | datetime | None, now: datetime | None = None) -> datetime:
-    """The start of a window: a duration back from now, or an ISO date/time."""
-    now = now or datetime.now(UTC)
-    if value is None:
-        return now - timedelta(hours=24)
-    if isinstance(value, datetime):
-        return _utc(value)
-    if isinstance(value, timedelta) or _DURATION.match(value):
-        return now - parse_duration(value)
-    return _utc(datetime.fromisoformat(value))
+    """The start of a window: a duration back from now (24 hours by default), or an ISO
+    date/time."""
+    if value is None or isinstance(value, timedelta) or _DURATION.match(str(value)):
+        return (now or datetime.now(UTC)) - parse_duration(value or "24h")
+    return _utc(value)  # type: ignore[arg-type]
 
 
 def parse_until(value: str | datetime | None, now: datetime | None = None) -> datetime:
     """The end of a window (exclusive): now by default, or an ISO date/time."""
-    if value is None:
-        return (now or datetime.now(UTC)) + timedelta(seconds=1)
-    return _utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    return (now or datetime.now(UTC)) + timedelta(seconds=1) if value is None else _utc(value)
 
 
-def _utc(value: datetime) -> datetime:
-    """A naive datetime is UTC (never local time), as events' timestamps are."""
+def _utc(value: str | datetime) -> datetime:
+    """A naive date/time is UTC (never local time), as events' timestamps are."""
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -128,22 +119,6 @@ _AGGREGATES = f"""
     COUNT(CASE WHEN type = '{TOKEN_USAGE}' THEN cost_usd END)"""
 
 
-def _latency_type(dims: Sequence[str], latency_of: str | None) -> str:
-    if latency_of:
-        return latency_of
-    if "tool" in dims:
-        return TOOL_CALL
-    return LLM_REQUEST if "model" in dims else CHAT_COMPLETE
-
-
-def _dims(by: str | Sequence[str] | None) -> list[str]:
-    dims = [by] if isinstance(by, str) else list(by or [])
-    for dim in dims:
-        if dim not in DIMENSIONS and dim != "bucket":
-            raise ValueError(f"cannot group by {dim!r}: use {', '.join([*DIMENSIONS, 'bucket'])}")
-    return dims
-
-
 def _row(key: tuple[Any, ...], agg: Sequence[Any], pct: Sequence[Any]) -> SummaryRow:
     priced = int(agg[12] or 0)  # COUNT(cost_usd): 0 means no cost is known, not $0
     return SummaryRow(
@@ -163,8 +138,7 @@ class AnalyticsReader(ABC):
     placeholder = "?"  # numbered: ?1 (SQLite), $1 (PostgreSQL)
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
-        ident(table)
-        self.table = table
+        self.table, self.target = table, ident(table)
 
     @staticmethod
     def from_url(url: str | Path, *, table: str | None = None) -> AnalyticsReader:
@@ -193,13 +167,18 @@ class AnalyticsReader(ABC):
     ) -> list[SummaryRow]:
         """One row per group over ``[since, until)``, most events first (time order
         when grouping by ``bucket``)."""
-        dims = _dims(by)
-        start, end = parse_since(since), parse_until(until)
+        dims = [by] if isinstance(by, str) else list(by or [])
+        for dim in dims:
+            if dim not in DIMENSIONS and dim != "bucket":
+                raise ValueError(f"cannot group by {dim!r}: use {', '.join(DIMENSIONS)}, bucket")
         seconds = max(1, int(parse_duration(bucket).total_seconds()))
         keys = [self._bucket(seconds) if d == "bucket" else DIMENSIONS[d] for d in dims]
-        agg_sql, pct_sql = self._sql(keys)
-        params = (self._time(start), self._time(end), _latency_type(dims, latency_of))
-        aggregates, pct_rows = await self._fetch(agg_sql, pct_sql, params)
+        by_tool, by_model = "tool" in dims, "model" in dims
+        latency_of = latency_of or (
+            TOOL_CALL if by_tool else LLM_REQUEST if by_model else CHAT_COMPLETE
+        )
+        times = (self._time(parse_since(since)), self._time(parse_until(until)))
+        aggregates, pct_rows = await self._fetch(*self._sql(keys), (*times, latency_of))
         width = len(keys)
         percentiles = {tuple(r[:width]): r[width:] for r in pct_rows}
         rows = [
@@ -236,7 +215,7 @@ class AnalyticsReader(ABC):
         names = [f"k{i}" for i in range(len(keys))]
         group = f"GROUP BY {', '.join(names)}" if keys else ""
         partition = f"PARTITION BY {', '.join(keys)}" if keys else ""
-        where = f"FROM {self._target} WHERE ts >= {p}1 AND ts < {p}2"
+        where = f"FROM {self.target} WHERE ts >= {p}1 AND ts < {p}2"
         aggregates = _AGGREGATES.format(p=p)
         agg_sql = f"SELECT {', '.join([*cols, aggregates])} {where} {group}"
         picks = [f"MIN(CASE WHEN rn >= {q} * n THEN latency_ms END)" for q in PERCENTILES]
@@ -250,11 +229,11 @@ class AnalyticsReader(ABC):
         return agg_sql, pct_sql
 
     def _key(self, dims: list[str], values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(values)
-
-    @property
-    def _target(self) -> str:
-        return ident(self.table)
+        """A time bucket as an aware datetime (SQLite gives Unix seconds)."""
+        return tuple(
+            datetime.fromtimestamp(v, UTC) if d == "bucket" and isinstance(v, int | float) else v
+            for d, v in zip(dims, values, strict=True)
+        )
 
     def _time(self, value: datetime) -> Any:
         return value
@@ -292,12 +271,6 @@ class SQLiteReader(AnalyticsReader):
     def _time(self, value: datetime) -> float:
         return value.timestamp()
 
-    def _key(self, dims: list[str], values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            datetime.fromtimestamp(v, UTC) if d == "bucket" else v
-            for d, v in zip(dims, values, strict=True)
-        )
-
     async def _fetch(self, agg_sql: str, pct_sql: str, params: Params) -> tuple[Rows, Rows]:
         return await asyncio.to_thread(self._run, agg_sql, pct_sql, params)
 
@@ -328,14 +301,10 @@ class PostgresReader(AnalyticsReader):
         self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE, max_size: int = 4
     ) -> None:
         super().__init__(table)
-        ident(schema)
+        self.target = f"{ident(schema)}.{self.target}"
         self.dsn, self.schema, self.max_size = dsn, schema, max(1, max_size)
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-
-    @property
-    def _target(self) -> str:
-        return f"{ident(self.schema)}.{ident(self.table)}"
 
     def _bucket(self, seconds: int) -> str:
         return f"to_timestamp(floor(extract(epoch FROM ts) / {seconds}) * {seconds})"

@@ -1,25 +1,18 @@
 """Collects analytics events and hands them to exporters in the background.
 
 The chat loop calls :meth:`AnalyticsCoordinator.emit` for every event: a list append. A
-background task takes the events in batches and delivers them:
+background task takes them in batches and delivers them (:mod:`victor.analytics.delivery`):
+to a **local** exporter (the SQLite default, JSON lines, the console, custom exporters)
+through its own bounded queue, so a slow or failing exporter slows neither a chat turn nor
+another exporter; to a **remote** exporter (``outbox = True``: PostgreSQL, OpenTelemetry)
+through the :mod:`~victor.analytics.outbox`, a local SQLite file the next process drains too.
+Memory is bounded: past ``max_queue`` events are dropped, counted in :attr:`stats`, logged.
 
-* to a **local** exporter (the SQLite default, JSON lines, the console, custom exporters)
-  through its own bounded queue and task, with a few retries: a slow or failing exporter
-  never slows a chat turn nor another exporter;
-* to a **remote** exporter (``outbox = True``: PostgreSQL, OpenTelemetry, custom exporters
-  that ask for it) through the :class:`~victor.analytics.outbox.Outbox`, a local SQLite
-  file: each batch is written there in one transaction, then a forwarder per destination
-  sends it, in order, with back-off while the destination is down, and deletes it once
-  stored. What waits there is sent by the next process that starts.
-
-Memory is bounded: at most ``max_queue`` events wait for the background task, and as many
-per local exporter; past that, events are dropped, counted in :attr:`stats` and logged.
-
-**What can be lost.** Events still in memory when the process dies without
-:meth:`aclose` (a SIGKILL, a crash): those emitted since the last batch was taken (at most
-``flush_interval`` seconds' worth, or ``batch_size`` events), and those queued for local
-exporters. Batches in the outbox are not lost. A smaller ``flush_interval`` or
-``batch_size`` shrinks the window; ``await flush()`` closes it at a point of your choice.
+**What can be lost** when the process dies without :meth:`aclose` (SIGKILL, a crash): the
+events in memory, i.e. those emitted since the background task last took a batch (at most
+``flush_interval`` seconds' or ``batch_size`` events' worth) and those queued for local
+exporters; never a batch in the outbox. A smaller ``flush_interval`` or ``batch_size``
+shrinks that window; ``await flush()`` closes it at a point of your choice.
 """
 
 from __future__ import annotations
@@ -39,7 +32,7 @@ from typing import Any
 from victor.analytics.delivery import Batch, Delivery, to_models
 from victor.analytics.encoding import EventEncodeError, event_label, safe_repr_line
 from victor.analytics.exporters.base import BaseAnalyticsExporter
-from victor.analytics.exporters.console import ConsoleAnalyticsExporter
+from victor.analytics.exporters.jsonl import ConsoleAnalyticsExporter
 from victor.analytics.outbox import Outbox
 from victor.analytics.stats import AnalyticsStats, ExporterStats
 from victor.protocols.analytics import IAnalyticsExporter
@@ -151,12 +144,8 @@ class AnalyticsCoordinator:
         if now - self._last_drop_log >= 10.0:
             self._last_drop_log = now
             where = "" if stats is None else f" for exporter {stats.name}"
-            logger.warning(
-                "analytics: %d event(s) dropped so far%s: %s (see AnalyticsCoordinator.stats)",
-                self.stats.dropped,
-                where,
-                why,
-            )
+            msg = "analytics: %d event(s) dropped so far%s: %s (see AnalyticsCoordinator.stats)"
+            logger.warning(msg, self.stats.dropped, where, why)
 
     def _ensure_started(self) -> None:
         """Start the background tasks on the running loop (a new loop: afresh)."""
@@ -222,41 +211,36 @@ class AnalyticsCoordinator:
 
     async def _to_outbox(self, batch: Batch, remote: list[Delivery]) -> None:
         try:
-            rejected = await self.io(self._write_outbox, batch, remote)
+            refused = await self.io(self._write_outbox, batch, remote)
         except Exception as exc:
             for delivery in remote:
                 self.count_drop(delivery.stats, len(batch), f"the outbox failed: {exc}")
             return
-        for delivery, bad in zip(remote, rejected, strict=True):
-            delivery.outboxed(len(batch) - len(bad), bad)
+        by_id = {event_label(e): e for e in batch}
+        for delivery, bad in zip(remote, refused, strict=True):
+            delivery.stats.outboxed += len(batch) - len(bad)
+            delivery.handed_over()
+            await delivery.reject(
+                [(safe_repr_line(by_id.get(e.event_id), str(e)), str(e)) for e in bad]
+            )
 
-    def _write_outbox(self, batch: Batch, remote: list[Delivery]) -> list[list[Any]]:
+    def _write_outbox(self, batch: Batch, remote: list[Delivery]) -> list[list[EventEncodeError]]:
         """Each destination's encoding of the batch, in one transaction (on the outbox
-        thread); events that cannot be encoded go to the ``rejected`` table."""
+        thread); returns the events each could not encode."""
         encoded: dict[Any, tuple[bytes, list[EventEncodeError]]] = {}
         for delivery in remote:
             if delivery.encode not in encoded:
                 encoded[delivery.encode] = delivery.encode(batch)
-        rows = [(d.key, encoded[d.encode][0]) for d in remote if encoded[d.encode][0]]
-        if rows:
-            self.outbox.put(rows)
-        rejected = [encoded[d.encode][1] for d in remote]
-        if any(rejected):
-            by_id = {event_label(e): e for e in batch}
-            for delivery, bad in zip(remote, rejected, strict=True):
-                entries = [(safe_repr_line(by_id.get(e.event_id), str(e)), str(e)) for e in bad]
-                self.outbox.reject(delivery.key, entries)
-        return rejected
+        self.outbox.put([(d.key, encoded[d.encode][0]) for d in remote if encoded[d.encode][0]])
+        return [encoded[d.encode][1] for d in remote]
 
     @property
     def outbox(self) -> Outbox:
         if self._outbox is None:
-            path = self._outbox_path
-            if path is None:
-                from victor.config import Settings
+            from victor.config import Settings
 
-                path = Settings().data_dir / "analytics-outbox.db"
-            self._outbox = Outbox(Path(path))
+            path = self._outbox_path or Settings().data_dir / "analytics-outbox.db"
+            self._outbox = Outbox(path)
         return self._outbox
 
     async def io(self, fn: Any, *args: Any) -> Any:
@@ -273,7 +257,7 @@ class AnalyticsCoordinator:
             self._buf.clear()
             return True
         self._ensure_started()
-        lost = self.stats.dropped + sum(d.stats.rejected for d in self._deliveries.values())
+        lost = self._lost()
         try:
             async with asyncio.timeout(timeout):
                 await self._drain()
@@ -281,9 +265,11 @@ class AnalyticsCoordinator:
         except TimeoutError:
             logger.warning("analytics flush timed out after %ss", timeout)
             return False
+        return self._lost() == lost and all(s.healthy for s in self.stats.exporters.values())
+
+    def _lost(self) -> int:
         stats = self.stats
-        now_lost = stats.dropped + sum(s.rejected for s in stats.exporters.values())
-        return now_lost == lost and all(s.healthy for s in stats.exporters.values())
+        return stats.dropped + sum(s.rejected for s in stats.exporters.values())
 
     async def aclose(self) -> None:
         """Deliver what is queued, drain the outbox where the destination is up (within

@@ -1,13 +1,21 @@
-"""Appends events to a JSON-lines file: the simplest durable log, easy to ship elsewhere."""
+"""JSON lines, one object per event: appended to a file (the simplest durable log, easy to
+ship elsewhere), or printed to a console."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO
 
 from victor.analytics.encoding import encode_line, split_encoded
-from victor.analytics.exporters.base import BlockingWriteExporter, partial_result
+from victor.analytics.exporters.base import (
+    BaseAnalyticsExporter,
+    BlockingWriteExporter,
+    partial_result,
+)
 from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 
@@ -47,3 +55,28 @@ class JSONLAnalyticsExporter(BlockingWriteExporter):
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class ConsoleAnalyticsExporter(BaseAnalyticsExporter):
+    """Writes one JSON line per event to ``stream`` (standard output by default).
+
+    A local exporter: a console that missed events does not want them later.
+    """
+
+    takes_records = True
+
+    def __init__(self, stream: TextIO | None = None, *, name: str | None = None) -> None:
+        self.stream = stream
+        if name:
+            self.name = name
+
+    async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
+        lines, rejected = split_encoded(events, encode_line)
+        if lines:
+            await asyncio.to_thread(self._write, "\n".join(lines) + "\n")
+        return partial_result(len(lines), rejected)
+
+    def _write(self, text: str) -> None:
+        stream = self.stream or sys.stdout  # looked up late: tests and tools swap stdout
+        stream.write(text)
+        stream.flush()

@@ -2,7 +2,7 @@
 
 Each batch is encoded once, as the lines of a ``COPY`` in PostgreSQL's text format; that is
 what the outbox keeps, so forwarding a batch is sending those bytes. Needs ``asyncpg``
-(``pip install victor-orchestrator[postgres]``), imported on first use.
+(``pip install victor-orchestrator[postgres]``), imported with this module.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.analytics.encoding import COLUMNS, EventEncodeError, encode_row, split_encoded
@@ -25,46 +25,35 @@ from victor.analytics.exporters._schema import (
 from victor.analytics.exporters.base import BaseAnalyticsExporter, partial_result
 from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
-if TYPE_CHECKING:
+try:
     import asyncpg
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "PostgreSQLAnalyticsExporter needs asyncpg: pip install 'victor-orchestrator[postgres]'"
+    ) from exc
 
 logger = logging.getLogger("victor.analytics")
 
-
-def _asyncpg() -> Any:
-    try:
-        import asyncpg
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "PostgreSQLAnalyticsExporter needs asyncpg: pip install 'victor-orchestrator[postgres]'"
-        ) from exc
-    return asyncpg
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    asyncpg = _asyncpg()
-    return isinstance(
-        exc,
-        OSError
-        | TimeoutError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
-        | asyncpg.InternalClientError  # a connection cut in the middle of a COPY
-        | asyncpg.exceptions.OperatorInterventionError
-        | asyncpg.exceptions.InsufficientResourcesError,
-    )
-
-
-def _is_config_error(exc: BaseException) -> bool:
-    """Errors a retry cannot fix: a missing database, role or privilege, a bad name."""
-    asyncpg = _asyncpg()
-    return isinstance(
-        exc,
-        ValueError
-        | asyncpg.InsufficientPrivilegeError
-        | asyncpg.InvalidCatalogNameError
-        | asyncpg.InvalidAuthorizationSpecificationError,
-    )
+#: A lost or cut connection (also in the middle of a COPY): a fresh pool usually works.
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+#: What a retry cannot fix: a missing database, role or privilege, a bad name.
+_CONFIG_ERRORS = (
+    ValueError,
+    asyncpg.InsufficientPrivilegeError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+_MISSING = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError)
+#: One bad row (or a constraint added by hand) fails the whole COPY.
+_BAD_ROW = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
 def redact_dsn(dsn: str) -> str:
@@ -212,7 +201,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     async def _get_pool(self) -> asyncpg.Pool:
         async with self._lock:
             if self._pool is None:
-                self._pool = await _asyncpg().create_pool(
+                self._pool = await asyncpg.create_pool(
                     self.dsn,
                     min_size=self.min_pool_size,
                     max_size=self.max_pool_size,
@@ -262,7 +251,6 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         """(events stored, events refused by the server, the error when nothing was)."""
         if not payload:
             return 0, [], None
-        asyncpg = _asyncpg()
         error = ""
         for attempt in range(self.max_retries + 1):
             if attempt:  # a cut connection: a fresh one usually works at once
@@ -272,22 +260,17 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
                 async with pool.acquire(timeout=self.connect_timeout) as conn:
                     await self._write(conn, payload)
                 return payload.count(b"\n"), [], None
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
-                # One bad row (or a constraint added by hand) fails the batch: find it,
-                # store the others.
+            except _BAD_ROW:  # find the bad rows, store the others
                 bad = await self._write_one_by_one(payload)
                 return payload.count(b"\n") - len(bad), bad, None
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
-                missing = isinstance(
-                    exc, asyncpg.UndefinedTableError | asyncpg.InvalidSchemaNameError
-                )
-                if missing and self.migrate:
+                if isinstance(exc, _MISSING) and self.migrate:
                     self._ready = False  # dropped under us: migrate again
-                elif _is_config_error(exc) or missing:  # a retry cannot fix it: say so loudly
+                elif isinstance(exc, _CONFIG_ERRORS + _MISSING):  # say so loudly, no retry
                     logger.error("PostgreSQL configuration error %s: %s", self.destination, error)
                     return 0, [], f"PostgreSQL configuration error: {error}"
-                if _is_connection_error(exc):
+                if isinstance(exc, _CONNECTION_ERRORS):
                     await self._reset_pool()  # every pooled connection is suspect
         return 0, [], f"PostgreSQL: {error}"
 
@@ -299,14 +282,13 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             await conn.execute(self._move)
 
     async def _write_one_by_one(self, payload: bytes) -> list[EventEncodeError]:
-        asyncpg = _asyncpg()
         bad: list[EventEncodeError] = []
         pool = await self._get_pool()
         async with pool.acquire(timeout=self.connect_timeout) as conn:
             for line in _lines(payload):
                 try:
                     await self._write(conn, line)
-                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                except _BAD_ROW as exc:
                     bad.append(EventEncodeError(_event_id(line), f"refused by PostgreSQL: {exc}"))
         return bad
 

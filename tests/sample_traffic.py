@@ -1,4 +1,4 @@
-"""Synthetic event traffic shaped like the orchestrator's: for benchmarks, tests and demos.
+"""Synthetic event traffic shaped like the orchestrator's, for tests and benchmarks.
 
 Each turn emits what ``AgentOrchestrator.chat`` emits, built by the same builders
 (:mod:`victor.analytics.events`), with timestamps spread over a window.
