@@ -5,7 +5,12 @@ MiniLM cosine per field; cached in an .npz), then scores fusion candidates offli
 for each held-out data set the candidate is chosen on the other two only, and its
 figure on the held-out set is reported. Not part of the package.
 
-    PYTHONPATH=src python scripts/selection_experiments.py DATA_DIR CACHE_DIR
+    PYTHONPATH=src python scripts/selection_experiments.py DATA_DIR CACHE_DIR [FLAGS]
+
+FLAGS widen the z-score families' candidates (one BM25 document only): ``--bm25`` adds
+BM25 with other (k1, b); ``--one-text`` adds a semantic side that embeds the split name
+and the description as one text (alone, or with the name field at weight 0.2);
+``--one-only`` keeps only that one text (one model run per tool, no name field).
 """
 
 from __future__ import annotations
@@ -42,6 +47,18 @@ def param_doc(t):
     return " ".join(parts)
 
 
+def name_description_field(t):
+    """One text: the split name, then the shipped description field."""
+    return f"{name_field(t)}: {description_field(t)}"
+
+
+BM25_PARAMS = [(1.2, 0.75), (1.2, 0.5), (1.2, 0.3), (1.5, 0.75), (0.9, 0.75)]
+
+
+def bm25_key(k1, b):
+    return "kw" if (k1, b) == (1.2, 0.75) else f"kw_{k1}_{b}"
+
+
 def plain_description_field(t):
     """The shipped description field without its "domain tags:" head."""
     plain = t.model_copy(update={"domain": None, "tags": []})
@@ -63,11 +80,15 @@ async def signals(part: Dataset, embedder: CachedEmbedder) -> dict[str, np.ndarr
             continue
         index = BM25Index(texts)
         out[key] = np.stack([index.scores(q.text) for q in queries]).astype(np.float32)
+    for k1, b in BM25_PARAMS[1:]:
+        index = BM25Index(docs["kw"], k1=k1, b=b)
+        out[bm25_key(k1, b)] = np.stack([index.scores(q.text) for q in queries]).astype(np.float32)
     qv = await embedder.embed_documents([q.text for q in queries])
     for key, fn in (
         ("cos_desc", plain_description_field),
         ("cos_name", name_field),
         ("cos_descdom", description_field),
+        ("cos_namedesc", name_description_field),
     ):
         tv = await embedder.embed_documents([fn(t) for t in tools])
         out[key] = (qv @ tv.T).astype(np.float32)
@@ -110,7 +131,7 @@ async def compute(root: Path, cache: Path) -> dict[str, list[dict[str, np.ndarra
         parts = []
         for i, part in enumerate(data.catalogues()):
             path = cache / f"{name}-{i}.npz"
-            if not path.exists() or "coverage" not in np.load(path).files:
+            if not path.exists() or "cos_namedesc" not in np.load(path).files:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(path, **(await signals(part, embedder)))
             parts.append(dict(np.load(path)))
@@ -144,11 +165,15 @@ def ranks(x):
 def keyword(s, fields):
     if fields == "doc":
         return s["kw"]
+    if fields[0] == "bm25":  # one document, other (k1, b)
+        return s[bm25_key(*fields[1:])]
     wn, wp = fields
     return s["kw_desc"] + wn * s["kw_name"] + wp * s["kw_param"]
 
 
 def semantic(s, nw, dom):
+    if dom == "one":  # one text: name, then description; nw on a separate name field
+        return (1 - nw) * s["cos_namedesc"] + nw * s["cos_name"]
     desc = s["cos_descdom"] if dom else s["cos_desc"]
     return (1 - nw) * desc + nw * s["cos_name"]
 
@@ -235,10 +260,27 @@ FAMILIES = {
 
 def candidates(family):
     """Field-aware BM25 (name, description, parameters weighted apart) or one document;
-    the name field's weight in the semantic score; the fusion's own parameter."""
+    the name field's weight in the semantic score; the fusion's own parameter. With
+    ``--extended``: one BM25 document under other (k1, b), and the semantic side as one
+    text (name, then description) alone or with the name field beside it."""
+    if EXTENDED:
+        fields = ["doc"]
+        if "--bm25" in sys.argv:
+            fields += [("bm25", k1, b) for k1, b in BM25_PARAMS[1:]]
+        sides = [(True, nw) for nw in (0.2, 0.3, 0.4)]
+        if "--one-text" in sys.argv:
+            sides += [("one", nw) for nw in (0.0, 0.2)]
+        if "--one-only" in sys.argv:  # one embedding per tool: half the model runs
+            sides = [("one", 0.0)]
+        for f, (dom, nw), (m, p) in itertools.product(fields, sides, FAMILIES[family]):
+            yield {"fields": f, "nw": nw, "dom": dom, "method": m, "param": p}
+        return
     fields = ["doc", (2.0, 1.0), (1.0, 0.5)]
     for f, nw, (m, p) in itertools.product(fields, (0.2, 0.3, 0.4), FAMILIES[family]):
         yield {"fields": f, "nw": nw, "dom": True, "method": m, "param": p}
+
+
+EXTENDED = any(f in sys.argv for f in ("--bm25", "--one-text", "--one-only"))
 
 
 REPORT = {"MetaTool": "metatool_test", "LiveMCPBench": "livemcp", "Gorilla": "gorilla"}
@@ -246,7 +288,8 @@ CHOOSE = {"MetaTool": "metatool_tune", "LiveMCPBench": "livemcp", "Gorilla": "go
 
 
 def main() -> None:
-    root, cache = Path(sys.argv[1]), Path(sys.argv[2])
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    root, cache = Path(args[0]), Path(args[1])
     data = asyncio.run(compute(root, cache))
     singles: dict[tuple, tuple] = {}
 
@@ -276,7 +319,8 @@ def main() -> None:
         print(f"  {name:15} keyword {kw[0]:.3f}/{kw[1]:.3f}  semantic {se[0]:.3f}/{se[1]:.3f}")
     print("leave one data set out: chosen on the other two, R@5/NDCG@10 on the held-out one")
     shipped = {}
-    for family in FAMILIES:
+    families = ["hybrid z-score", "hybrid z-score, alpha per query"] if EXTENDED else FAMILIES
+    for family in families:
         table = [(cfg, {n: evaluate(data[n], cfg) for n in names}) for cfg in candidates(family)]
         for held, report in REPORT.items():
             train = [CHOOSE[n] for n in CHOOSE if n != held]

@@ -55,6 +55,12 @@ def test_query_alpha_gives_keywords_more_say_the_more_query_words_are_indexed() 
     assert index.coverage("read the file") == 1.0  # "the" is a stop word
     assert index.coverage("read the spreadsheet") == 0.5
     assert index.coverage("ordonner la facture") == 0.0 and index.coverage("the") == 0.0
+    # The hybrid's one-tokenisation call gives the same scores and coverage.
+    scores, coverage = index.scores_and_coverage("read the spreadsheet")
+    assert coverage == 0.5 and scores[0] > 0 and scores[1] == 0
+    np.testing.assert_array_equal(scores, index.scores("read the spreadsheet"))
+    scores, coverage = index.scores_and_coverage("ordonner la facture")
+    assert coverage == 0.0 and not scores.any()
     assert query_alpha(0.8, 0.5) == pytest.approx(0.8)
     assert query_alpha(0.8, 1.0) == pytest.approx(0.6)
     assert query_alpha(0.8, 0.0) == pytest.approx(1.0)

@@ -53,16 +53,20 @@ class BM25Index:
     def coverage(self, query: str) -> float:
         """Share of the query's distinct terms that some document contains (0 when the
         query has no term): how much BM25 can say about this query."""
-        terms = dict.fromkeys(self.tokenizer(query))
-        if not terms:
-            return 0.0
-        return sum(t in self._vocab for t in terms) / len(terms)
+        return self.scores_and_coverage(query)[1]
 
     def scores(self, query: str) -> Any:
         """float32 scores of every document (zeros when no query term is indexed)."""
+        return self.scores_and_coverage(query)[0]
+
+    def scores_and_coverage(self, query: str) -> tuple[Any, float]:
+        """:meth:`scores` and :meth:`coverage` from one tokenisation of ``query``."""
         import numpy as np
 
-        ids = self.term_ids(query)
+        terms = dict.fromkeys(self.tokenizer(query))
+        vocab = self._vocab
+        ids = [vocab[t] for t in terms if t in vocab]
+        coverage = len(ids) / len(terms) if terms else 0.0
         if not ids or self.size == 0:
-            return np.zeros(self.size, dtype=np.float32)
-        return self._retriever.get_scores_from_ids(ids)
+            return np.zeros(self.size, dtype=np.float32), coverage
+        return self._retriever.get_scores_from_ids(ids), coverage

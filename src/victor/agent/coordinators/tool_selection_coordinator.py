@@ -260,16 +260,14 @@ class ToolSelectionCoordinator(IToolSelectionCoordinator):
 
         bm25 = await self._keyword_index(tools)
         text = self._ranking_query(query)
-        keyword = bm25.scores(text)
+        keyword, coverage = bm25.scores_and_coverage(text)
         try:
             semantic = await self._semantic_scores(query, tools)
         except Exception as exc:
             self._degraded("semantic scoring failed, using keyword only", exc)
             return self._pick(tools, keyword, self._k(k)), "keyword"
         turn = _TURN.get()
-        alpha = query_alpha(
-            turn.alpha if turn is not None else self.hybrid_alpha, bm25.coverage(text)
-        )
+        alpha = query_alpha(turn.alpha if turn is not None else self.hybrid_alpha, coverage)
         return self._pick(tools, blend(semantic, keyword, alpha), self._k(k)), "hybrid"
 
     async def select_tools(
