@@ -3,7 +3,7 @@
 rpm and tpm are token buckets of :mod:`victor.middleware.ratelimit` (in this process, or
 in Redis so that every process shares them): a key of ``rpm`` requests a minute refills
 ``rpm / 60`` a second and bursts to ``rpm``. tpm takes the prompt's estimated tokens
-before the turn and the rest of the turn's tokens after it, as far as the bucket holds.
+before the turn and the rest of the turn's tokens after it (down to an empty bucket).
 The budget is checked before a turn against the key's spend this period (added up in
 the key store after each turn), so concurrent turns may overshoot it by their own cost.
 """
@@ -87,8 +87,14 @@ class KeyLimits:
         if key.tpm is None:
             return
         rest = min(key.tpm, total_tokens - min(key.tpm, estimate_tokens(prompt)))
-        if rest > 0:
-            await self._bucket("tpm", key.tpm).acquire(key.id, rest)
+        if rest <= 0:
+            return
+        bucket = self._bucket("tpm", key.tpm)
+        wait = await bucket.acquire(key.id, rest)
+        if wait > 0:  # fewer tokens left than the turn used: take what is there
+            left = int(rest - wait * key.tpm / 60.0)
+            if left >= 1:
+                await bucket.acquire(key.id, left)
 
     async def _take(self, kind: str, key: ApiKey, per_minute: int, cost: int) -> None:
         wait = await self._bucket(kind, per_minute).acquire(key.id, cost)
