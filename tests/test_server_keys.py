@@ -47,7 +47,10 @@ def keys_db(tmp_path):
 def serve_with_keys(keys_db, script, **options) -> tuple[ServedApp, ScriptedProvider]:
     provider = ScriptedProvider(script, cycle=True)
     served = ServedApp(
-        orchestrator_for(provider), key_store=SQLiteKeyStore(keys_db), **options
+        orchestrator_for(provider),
+        key_store=SQLiteKeyStore(keys_db),
+        key_cache_seconds=options.pop("key_cache_seconds", 0),
+        **options,
     ).start()
     return served, provider
 

@@ -32,7 +32,7 @@ def test_two_processes_share_sessions_variants_and_key_limits(
     (tmp_path / "experiments.yaml").write_text(EXPERIMENT.format(name=name))
     config = tmp_path / "victor.yaml"
     config.write_text(
-        f"server:\n  keys: {postgres_dsn}\n  redis: {redis_url}\n"
+        f"server:\n  keys: {postgres_dsn}\n  redis: {redis_url}\n  key_cache_seconds: 0\n"
         f"orchestrator:\n  provider: openai\n  base_url: {server.openai_base_url}\n"
         f"  model: gpt-4o-mini\n  session_store: {postgres_dsn}\n"
         f"  experiments: experiments.yaml\n  assignment_table: {postgres_dsn}\n"

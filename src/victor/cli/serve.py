@@ -46,7 +46,12 @@ def serve(
     from victor.server.settings import load_serve_config
 
     settings = load_serve_config(config, host=host, port=port)
-    asyncio.run(_serve(settings))
+    try:
+        import uvloop
+    except ImportError:  # Windows, or installed without the [server] extra's uvloop
+        asyncio.run(_serve(settings))
+    else:
+        uvloop.run(_serve(settings))
 
 
 async def _serve(config) -> None:  # type: ignore[no-untyped-def]

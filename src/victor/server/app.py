@@ -72,6 +72,7 @@ def create_app(
     models: list[str] | None = None,
     max_body_bytes: int = 4 * 1024 * 1024,
     rate_limit_fail_open: bool = True,
+    key_cache_seconds: float = 1.0,
     extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The HTTP API of ``orchestrator``, which the app closes when it shuts down (history
@@ -79,7 +80,9 @@ def create_app(
 
     ``auth`` (default: when a ``key_store`` is given) requires an API key of
     ``key_store`` on every ``/v1`` request; each key's tenant scopes its sessions.
-    ``redis_url`` shares rpm/tpm limits between processes. ``models`` are the models
+    A verified key is trusted for ``key_cache_seconds`` before it is read again (a
+    revocation, or another process's spend, is seen within that time). ``redis_url``
+    shares rpm/tpm limits between processes. ``models`` are the models
     clients may ask for (default: any; ``GET /v1/models`` lists the orchestrator's).
     ``extra_routes`` are added after the API's own (the dashboard's page and WebSocket
     mount here).
@@ -94,6 +97,7 @@ def create_app(
         auth=auth,
         models=models,
         max_body_bytes=max_body_bytes,
+        key_cache_seconds=key_cache_seconds,
     )
 
     @asynccontextmanager

@@ -152,5 +152,6 @@ async def build_app(config: ServeConfig) -> tuple[Starlette, bool]:
         models=server.models,
         max_body_bytes=server.max_body_bytes,
         rate_limit_fail_open=server.rate_limit_fail_open,
+        key_cache_seconds=server.key_cache_seconds,
     )
     return app, auth

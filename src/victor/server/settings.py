@@ -9,6 +9,7 @@ server:
   models: [gpt-4o-mini]      # the models clients may ask for (default: any)
   max_body_bytes: 4194304
   require_keys: false        # refuse to start without an API key
+  key_cache_seconds: 1.0     # a revocation or another process's spend is seen within it
 orchestrator:
   provider: openai           # openai | anthropic | simulated (VICTOR_PROVIDER)
   model: gpt-4o-mini         # VICTOR_MODEL
@@ -65,6 +66,7 @@ class ServerSettings(_EnvFirst):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     require_keys: bool = False
     rate_limit_fail_open: bool = True
+    key_cache_seconds: float = Field(default=1.0, ge=0)
     graceful_timeout: float = Field(default=30.0, gt=0)
 
 

@@ -3,6 +3,8 @@ is calling."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +15,7 @@ from starlette.requests import Request
 from victor.agent.orchestrator import AgentOrchestrator
 from victor.protocols import ChatResponse
 from victor.server.errors import AUTHENTICATION, NOT_FOUND, APIError
-from victor.server.keys import ApiKey, KeyStore
+from victor.server.keys import ApiKey, KeyStore, hash_key
 from victor.server.limits import KeyLimits
 from victor.server.metrics import ServerMetrics
 
@@ -43,8 +45,12 @@ class ServerState:
     auth: bool = True
     models: list[str] | None = None  # the models clients may ask for (None: any)
     max_body_bytes: int = 4 * 1024 * 1024
+    # Seconds a verified key is trusted before it is read again: a revocation, or
+    # another process's spend, is seen within that time (0: read on every request).
+    key_cache_seconds: float = 1.0
     draining: bool = False
     ready: bool = False
+    _keys: dict[str, tuple[float, ApiKey]] = field(default_factory=dict, repr=False)
 
     @property
     def default_model(self) -> str:
@@ -71,7 +77,7 @@ class ServerState:
                 type=AUTHENTICATION,
                 code="missing_api_key",
             )
-        key = await self.key_store.verify(token) if len(token) <= 256 else None
+        key = await self._verify(token) if len(token) <= 256 else None
         if key is None:
             raise APIError(
                 401,
@@ -80,6 +86,32 @@ class ServerState:
                 code="invalid_api_key",
             )
         return Caller(key)
+
+    async def _verify(self, token: str) -> ApiKey | None:
+        assert self.key_store is not None
+        if self.key_cache_seconds <= 0:
+            return await self.key_store.verify(token)
+        now = time.monotonic()
+        digest = hash_key(token)  # the cache holds no key in clear
+        cached = self._keys.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        key = await self.key_store.verify(token)
+        if key is None:
+            self._keys.pop(digest, None)
+        else:
+            if len(self._keys) >= 10_000:  # forget the oldest
+                del self._keys[next(iter(self._keys))]
+            self._keys[digest] = (now + self.key_cache_seconds, key)
+        return key
+
+    def _spent(self, key: ApiKey, usd: float) -> None:
+        """Count a turn's cost in the cached record until it is read again."""
+        for digest, (expires, cached) in self._keys.items():
+            if cached.id == key.id:
+                updated = dataclasses.replace(cached, spent_usd=cached.spent_usd + usd)
+                self._keys[digest] = (expires, updated)
+                break
 
     def check_model(self, caller: Caller, model: str) -> None:
         if self.models and model not in self.models:
@@ -107,6 +139,7 @@ class ServerState:
         await self.limits.after(caller.key, prompt, usage.total_tokens)
         if response.cost and self.key_store is not None:
             await self.key_store.add_spend(caller.key, response.cost)
+            self._spent(caller.key, response.cost)
 
     async def read_body(self, request: Request, model: type[BaseModel]) -> Any:
         """The request's JSON body checked by ``model``; a 4xx APIError otherwise."""
