@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import httpx
 import openai
@@ -248,3 +249,19 @@ def test_victor_serve_with_a_key_file_config(tmp_path, server):
     finally:
         err = process.stop()
     assert "API keys required" in err
+
+
+def test_a_cached_key_is_refused_once_its_cache_time_has_passed(keys_db):
+    [(key, record)] = make_keys(keys_db, {"tenant_id": "acme"})
+    served, _ = serve_with_keys(keys_db, ["ok"], key_cache_seconds=0.5)
+    try:
+        http = httpx.Client(base_url=served.base_url, headers={"Authorization": f"Bearer {key}"})
+        assert http.get("/models").status_code == 200
+        assert asyncio.run(_revoke(keys_db, record.id))
+        deadline = time.monotonic() + 5
+        while http.get("/models").status_code == 200:
+            assert time.monotonic() < deadline, "the revoked key is still accepted"
+            time.sleep(0.05)
+        assert http.get("/models").status_code == 401
+    finally:
+        served.stop()

@@ -133,7 +133,10 @@ def load_serve_config(path: str | Path | None = None, **server: Any) -> ServeCon
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: cannot read the config file: {exc}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: invalid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+            problem = getattr(exc, "problem", None) or "cannot parse it"
+            raise ConfigError(f"{where}: invalid YAML: {problem}") from None
         data = loaded or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{file}: the top level must be a mapping")
