@@ -41,7 +41,7 @@ async def main() -> None:
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, no event
         await asyncio.sleep(0.01)
 
     port = sock.getsockname()[1]
