@@ -265,3 +265,28 @@ def test_a_cached_key_is_refused_once_its_cache_time_has_passed(keys_db):
         assert http.get("/models").status_code == 401
     finally:
         served.stop()
+
+
+def test_victor_serve_offers_the_tools_of_an_mcp_server(tmp_path, server):
+    from wire_server import Reply, WireToolCall
+
+    weather = ROOT / "examples" / "servers" / "weather_server.py"
+    config = tmp_path / "victor.yaml"
+    config.write_text(
+        f"orchestrator:\n  provider: openai\n  base_url: {server.openai_base_url}\n"
+        "  model: gpt-4o-mini\n  mcp_servers:\n"
+        f"    - {{command: {sys.executable}, args: [{weather}]}}\n"
+    )
+    env = {"OPENAI_API_KEY": "sk-test", "VICTOR_DATA_DIR": str(tmp_path / "data")}
+    server.enqueue(
+        Reply(tool_calls=[WireToolCall("get_forecast", {"city": "Oslo"})]),
+        Reply(text="Take an umbrella."),
+    )
+    with ServeProcess(["--config", str(config)], env) as process:
+        answer = openai.OpenAI(base_url=f"{process.url}/v1", api_key="x").chat.completions.create(
+            model="gpt-4o-mini", **ASK
+        )
+    assert answer.choices[0].message.content == "Take an umbrella."
+    offered = [t["function"]["name"] for t in server.requests[0].body["tools"]]
+    assert offered == ["get_forecast"]
+    assert server.requests[1].body["messages"][-1]["content"] == "Rain in Oslo tomorrow, 9 C"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -74,6 +74,7 @@ def create_app(
     rate_limit_fail_open: bool = True,
     key_cache_seconds: float = 1.0,
     extra_routes: Sequence[BaseRoute] = (),
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> Starlette:
     """The HTTP API of ``orchestrator``, which the app closes when it shuts down (history
     stored, analytics flushed).
@@ -85,7 +86,8 @@ def create_app(
     shares rpm/tpm limits between processes. ``models`` are the models
     clients may ask for (default: any; ``GET /v1/models`` lists the orchestrator's).
     ``extra_routes`` are added after the API's own (the dashboard's page and WebSocket
-    mount here).
+    mount here). ``on_shutdown`` are awaited after the orchestrator is closed (MCP
+    connections, for example).
     """
     auth = key_store is not None if auth is None else auth
     if auth and key_store is None:
@@ -109,6 +111,11 @@ def create_app(
         finally:
             state.draining = True
             await orchestrator.aclose()
+            for close in on_shutdown:
+                try:
+                    await close()
+                except Exception:
+                    logger.exception("error while shutting down")
             await state.limits.aclose()
             if key_store is not None:
                 await key_store.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -20,7 +21,7 @@ from victor.errors import ConfigError
 from victor.protocols import IConfigProvider, IProvider
 from victor.server.app import create_app
 from victor.server.keys import KeyStore, key_store_from_url
-from victor.server.settings import LOOPBACK, OrchestratorSpec, ServeConfig
+from victor.server.settings import LOOPBACK, MCPServerSpec, OrchestratorSpec, ServeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,31 @@ def build_orchestrator(spec: OrchestratorSpec) -> AgentOrchestrator:
     return orchestrator
 
 
+async def connect_mcp(
+    orchestrator: AgentOrchestrator, specs: list[MCPServerSpec]
+) -> list[Callable[[], Awaitable[None]]]:
+    """Connect each MCP server and register its tools; the closers of the connections."""
+    from victor.mcp import MCPServerTools
+
+    closers: list[Callable[[], Awaitable[None]]] = []
+    try:
+        for spec in specs:
+            if spec.command is not None:
+                server = MCPServerTools.stdio(
+                    spec.command, spec.args, env=spec.env, prefix=spec.prefix
+                )
+            else:
+                assert spec.url is not None
+                server = MCPServerTools.http(spec.url, headers=spec.headers, prefix=spec.prefix)
+            closers.append(server.aclose)
+            orchestrator.register_tools(await server.list_tools())
+    except BaseException:
+        for close in closers:
+            await close()
+        raise
+    return closers
+
+
 def key_store_for(config: ServeConfig) -> KeyStore:
     url = config.server.keys or str(Settings().data_dir / "keys.db")
     return key_store_from_url(url)
@@ -144,6 +170,11 @@ async def build_app(config: ServeConfig) -> tuple[Starlette, bool]:
                 f"on loopback only, not {server.host}: create a key (victor keys create) first"
             )
     orchestrator = build_orchestrator(config.orchestrator)
+    try:
+        closers = await connect_mcp(orchestrator, config.orchestrator.mcp_servers)
+    except BaseException:
+        await orchestrator.aclose()
+        raise
     app = create_app(
         orchestrator,
         key_store=key_store if auth else None,
@@ -153,5 +184,6 @@ async def build_app(config: ServeConfig) -> tuple[Starlette, bool]:
         max_body_bytes=server.max_body_bytes,
         rate_limit_fail_open=server.rate_limit_fail_open,
         key_cache_seconds=server.key_cache_seconds,
+        on_shutdown=closers,
     )
     return app, auth

@@ -19,6 +19,9 @@ orchestrator:
   system_prompt: You are helpful.
   tools: ["my_package.tools:get_weather"]   # import paths: a tool, a function or a list
   tool_entry_points: [my_package.victor_tools]  # entry point groups of tools
+  mcp_servers:                          # tools of MCP servers, connected at start
+    - {command: python, args: [weather_server.py], prefix: ""}
+    - {url: "http://127.0.0.1:9000/mcp", headers: {Authorization: Bearer t}}
   session_config: victor.yaml           # the session config file (tenants, sessions)
   experiments: experiments.yaml         # its running experiment assigns variants
   assignment_table: postgresql://...    # keeps assignments sticky (SQLite path or DSN)
@@ -30,7 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from victor.errors import ConfigError
@@ -81,6 +84,25 @@ class SimulatedOptions(BaseModel):
     tool_call_rate: float = Field(default=0.6, ge=0, le=1)
 
 
+class MCPServerSpec(BaseModel):
+    """An MCP server whose tools the orchestrator offers: a command (stdio) or a URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] | None = None
+    url: str | None = None
+    headers: dict[str, str] | None = None
+    prefix: str = ""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> MCPServerSpec:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either command (stdio) or url (streamable HTTP)")
+        return self
+
+
 class OrchestratorSpec(_EnvFirst):
     model_config = SettingsConfigDict(env_prefix="VICTOR_", extra="forbid")
 
@@ -92,6 +114,7 @@ class OrchestratorSpec(_EnvFirst):
     system_prompt: str | None = None
     tools: list[str] = Field(default_factory=list)
     tool_entry_points: list[str] = Field(default_factory=list)
+    mcp_servers: list[MCPServerSpec] = Field(default_factory=list)
     session_config: Path | None = None
     experiments: Path | None = None
     assignment_table: str | None = None
