@@ -290,3 +290,25 @@ def test_health_openapi_and_metrics(serve):
     assert 'victor_tokens_total{direction="output",model="gpt-4o-mini",tenant="-"}' in metrics
     assert 'type="invalid_request_error"' in metrics
     assert "victor_request_duration_seconds_bucket" in metrics
+
+
+def test_an_error_in_the_middle_of_a_stream_ends_it_with_an_error_event(serve):
+    served, _ = serve(
+        [
+            {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]},
+            ProviderServerError("the model fell over", provider="scripted", status_code=503),
+        ],
+        tools=[get_weather],
+    )
+    stream = client_for(served).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        user="s-broken",
+        stream=True,
+    )
+    with pytest.raises(openai.APIError, match="the model fell over"):
+        for _ in stream:
+            pass
+    assert httpx.get(f"{served.base_url}/sessions/s-broken").status_code == 404
+    metrics = httpx.get(f"{served.url}/metrics").text
+    assert 'status="502"' in metrics and 'type="upstream_error"' in metrics

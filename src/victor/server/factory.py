@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from victor.agent.coordinators.config_coordinator import (
     ConfigCoordinator,
@@ -147,9 +148,12 @@ def key_store_for(config: ServeConfig) -> KeyStore:
     return key_store_from_url(url)
 
 
-async def build_app(config: ServeConfig) -> tuple[Starlette, bool]:
+async def build_app(
+    config: ServeConfig, extra_routes: Sequence[BaseRoute] = ()
+) -> tuple[Starlette, bool]:
     """The app and whether it requires API keys. Without keys the server is only for
-    this machine: a host other than loopback is refused."""
+    this machine: a host other than loopback is refused. ``extra_routes`` go to
+    :func:`create_app` (where the dashboard's page and WebSocket are to be mounted)."""
     server = config.server
     key_store = key_store_for(config)
     try:
@@ -185,5 +189,6 @@ async def build_app(config: ServeConfig) -> tuple[Starlette, bool]:
         rate_limit_fail_open=server.rate_limit_fail_open,
         key_cache_seconds=server.key_cache_seconds,
         on_shutdown=closers,
+        extra_routes=extra_routes,
     )
     return app, auth
