@@ -312,3 +312,15 @@ def test_an_error_in_the_middle_of_a_stream_ends_it_with_an_error_event(serve):
     assert httpx.get(f"{served.base_url}/sessions/s-broken").status_code == 404
     metrics = httpx.get(f"{served.url}/metrics").text
     assert 'status="502"' in metrics and 'type="upstream_error"' in metrics
+
+
+def test_model_labels_of_the_metrics_are_bounded():
+    from victor.server.metrics import MAX_MODEL_LABELS, ServerMetrics
+
+    metrics = ServerMetrics()
+    for i in range(MAX_MODEL_LABELS + 50):
+        metrics.observe("/v1/chat", 404, 0.001, None, f"random-{i}", "not_found_error")
+    text = metrics.render().decode()
+    assert f'model="random-{MAX_MODEL_LABELS - 1}"' in text
+    assert f'model="random-{MAX_MODEL_LABELS}"' not in text
+    assert 'model="other",route="/v1/chat",status="404"' in text

@@ -10,10 +10,15 @@ __all__ = ["CONTENT_TYPE_LATEST", "ServerMetrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 NO_TENANT = "-"
+# Model names come from requests: past this many distinct names, the rest are "other"
+# (a client sending random names must not grow the registry without bound).
+MAX_MODEL_LABELS = 200
+OTHER = "other"
 
 
 class ServerMetrics:
     def __init__(self) -> None:
+        self._models: set[str] = set()
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "victor_requests",
@@ -47,6 +52,16 @@ class ServerMetrics:
             registry=self.registry,
         )
 
+    def _model(self, model: str | None) -> str:
+        if not model:
+            return ""
+        if model in self._models:
+            return model
+        if len(self._models) >= MAX_MODEL_LABELS:
+            return OTHER
+        self._models.add(model)
+        return model
+
     def observe(
         self,
         route: str,
@@ -56,7 +71,7 @@ class ServerMetrics:
         model: str | None,
         error_type: str | None = None,
     ) -> None:
-        tenant, model = tenant or NO_TENANT, model or ""
+        tenant, model = tenant or NO_TENANT, self._model(model)
         self.requests.labels(route, str(status), tenant, model).inc()
         self.latency.labels(route, tenant, model).observe(seconds)
         if error_type is not None:
@@ -70,7 +85,7 @@ class ServerMetrics:
         output_tokens: int,
         cost: float | None,
     ) -> None:
-        tenant, model = tenant or NO_TENANT, model or ""
+        tenant, model = tenant or NO_TENANT, self._model(model)
         self.tokens.labels(tenant, model, "input").inc(input_tokens)
         self.tokens.labels(tenant, model, "output").inc(output_tokens)
         if cost is not None:
