@@ -290,3 +290,42 @@ def test_victor_serve_offers_the_tools_of_an_mcp_server(tmp_path, server):
     offered = [t["function"]["name"] for t in server.requests[0].body["tools"]]
     assert offered == ["get_forecast"]
     assert server.requests[1].body["messages"][-1]["content"] == "Rain in Oslo tomorrow, 9 C"
+
+
+@pytest.mark.postgres
+def test_a_key_store_that_is_down_is_a_503_and_back_when_it_is(throwaway_postgres):
+    from victor.server.keys import PostgresKeyStore
+
+    async def make() -> str:
+        store = PostgresKeyStore(throwaway_postgres.dsn)
+        try:
+            key, _ = await store.create("acme")
+            return key
+        finally:
+            await store.aclose()
+
+    key = asyncio.run(make())
+    served = ServedApp(
+        orchestrator_for(ScriptedProvider(["ok"], cycle=True)),
+        key_store=PostgresKeyStore(throwaway_postgres.dsn),
+        key_cache_seconds=0,
+    ).start()
+    try:
+        ai = client(served, key)
+        ai.chat.completions.create(model="gpt-4o-mini", **ASK)
+        throwaway_postgres.stop()
+        with pytest.raises(openai.APIStatusError) as down:
+            ai.chat.completions.create(model="gpt-4o-mini", **ASK)
+        assert down.value.status_code == 503
+        assert down.value.body["code"] == "key_store_unavailable"
+        throwaway_postgres.start()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                ai.chat.completions.create(model="gpt-4o-mini", **ASK)
+                break
+            except openai.APIStatusError as exc:
+                assert exc.status_code == 503 and time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        served.stop()

@@ -24,6 +24,7 @@ from victor.errors import (
     ProviderTimeoutError,
     RateLimitExceeded,
     SessionConflictError,
+    SessionStoreError,
     TenantMismatchError,
     ToolLoopLimitError,
 )
@@ -104,6 +105,15 @@ def error_from_exception(exc: BaseException) -> APIError:
         )
     if isinstance(exc, SessionConflictError):
         return APIError(409, str(exc), type=INVALID_REQUEST, code="session_conflict")
+    if isinstance(exc, SessionStoreError):
+        logger.warning("session store unavailable: %s", exc)
+        return APIError(
+            503,
+            "the session store is unavailable; retry later",
+            type=UNAVAILABLE,
+            code="session_store_unavailable",
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, ToolLoopLimitError):
         return APIError(422, str(exc), type=INVALID_REQUEST, code="tool_loop_limit")
     if isinstance(exc, ProviderError):

@@ -4,6 +4,7 @@ is calling."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +15,12 @@ from starlette.requests import Request
 
 from victor.agent.orchestrator import AgentOrchestrator
 from victor.protocols import ChatResponse
-from victor.server.errors import AUTHENTICATION, NOT_FOUND, APIError
+from victor.server.errors import AUTHENTICATION, NOT_FOUND, UNAVAILABLE, APIError
 from victor.server.keys import ApiKey, KeyStore, hash_key
 from victor.server.limits import KeyLimits
 from victor.server.metrics import ServerMetrics
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Caller", "ServerState"]
 
@@ -90,13 +93,13 @@ class ServerState:
     async def _verify(self, token: str) -> ApiKey | None:
         assert self.key_store is not None
         if self.key_cache_seconds <= 0:
-            return await self.key_store.verify(token)
+            return await self._read_key(token)
         now = time.monotonic()
         digest = hash_key(token)  # the cache holds no key in clear
         cached = self._keys.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        key = await self.key_store.verify(token)
+        key = await self._read_key(token)
         if key is None:
             self._keys.pop(digest, None)
         else:
@@ -104,6 +107,20 @@ class ServerState:
                 del self._keys[next(iter(self._keys))]
             self._keys[digest] = (now + self.key_cache_seconds, key)
         return key
+
+    async def _read_key(self, token: str) -> ApiKey | None:
+        assert self.key_store is not None
+        try:
+            return await self.key_store.verify(token)
+        except Exception as exc:  # the database is down: nobody can be let in
+            logger.warning("key store unavailable: %s", exc)
+            raise APIError(
+                503,
+                "the key store is unavailable; retry later",
+                type=UNAVAILABLE,
+                code="key_store_unavailable",
+                headers={"Retry-After": "1"},
+            ) from None
 
     def _spent(self, key: ApiKey, usd: float) -> None:
         """Count a turn's cost in the cached record until it is read again."""
@@ -138,8 +155,13 @@ class ServerState:
             return
         await self.limits.after(caller.key, prompt, usage.total_tokens)
         if response.cost and self.key_store is not None:
-            await self.key_store.add_spend(caller.key, response.cost)
             self._spent(caller.key, response.cost)
+            try:
+                await self.key_store.add_spend(caller.key, response.cost)
+            except Exception:  # the answer is the client's: log the spend that is lost
+                logger.exception(
+                    "could not add %.6f USD to key %s's spend", response.cost, caller.key.id
+                )
 
     async def read_body(self, request: Request, model: type[BaseModel]) -> Any:
         """The request's JSON body checked by ``model``; a 4xx APIError otherwise."""
