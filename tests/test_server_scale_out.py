@@ -4,6 +4,7 @@ keeps its history and its variant, and a key's limits and budget are shared."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import openai
@@ -36,6 +37,7 @@ def test_two_processes_share_sessions_variants_and_key_limits(
         f"orchestrator:\n  provider: openai\n  base_url: {server.openai_base_url}\n"
         f"  model: gpt-4o-mini\n  session_store: {postgres_dsn}\n"
         f"  experiments: experiments.yaml\n  assignment_table: {postgres_dsn}\n"
+        f"  analytics: {postgres_dsn}\n"
     )
     env = {"OPENAI_API_KEY": "sk-test"}
     tenant = f"t{uuid.uuid4().hex[:8]}"
@@ -81,6 +83,12 @@ def test_two_processes_share_sessions_variants_and_key_limits(
                 ask(client, "Third question")
             assert spent.value.code == "budget_exceeded"
 
+    # Both processes' events are in the one analytics table (flushed at shutdown).
+    session = f"{tenant}:conversation"
+    events = asyncio.run(_events(postgres_dsn, session))
+    assert events.count("chat_complete") == 2
+    assert "experiment_assignment" in events
+
     # The rpm limit in Redis is shared as well: 3 a minute over both processes.
     made = victor(
         "keys", "create", "--tenant", tenant, "--rpm", "3", "--config", str(config), env=env
@@ -101,3 +109,16 @@ def test_two_processes_share_sessions_variants_and_key_limits(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
             )
         assert limited.value.code == "rpm_limit_exceeded"
+
+
+async def _events(dsn: str, session_id: str) -> list[str]:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT type FROM victor_analytics_events WHERE session_id = $1", session_id
+        )
+    finally:
+        await connection.close()
+    return [row["type"] for row in rows]

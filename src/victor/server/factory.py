@@ -105,6 +105,17 @@ def _config_coordinator(spec: OrchestratorSpec) -> ConfigCoordinator:
 def build_orchestrator(spec: OrchestratorSpec) -> AgentOrchestrator:
     settings = Settings(session_store=spec.session_store) if spec.session_store else Settings()
     coordinator = _config_coordinator(spec)
+    analytics = None
+    if spec.analytics:  # shared by every process; else the embedded SQLite file
+        if not spec.analytics.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"analytics: expected a postgresql:// DSN, not {spec.analytics!r}")
+        from victor.agent.coordinators.analytics_coordinator import AnalyticsCoordinator
+        from victor.analytics.exporters.postgres import PostgreSQLAnalyticsExporter
+
+        analytics = AnalyticsCoordinator(
+            [PostgreSQLAnalyticsExporter(spec.analytics)],
+            outbox_path=settings.data_dir / "analytics-outbox.db",
+        )
     orchestrator = AgentOrchestrator(
         settings=settings,
         provider=build_provider(spec, settings),
@@ -112,6 +123,7 @@ def build_orchestrator(spec: OrchestratorSpec) -> AgentOrchestrator:
         tools=load_tools(spec),
         system_prompt=spec.system_prompt,
         _config_coordinator=coordinator,
+        _analytics_coordinator=analytics,
     )
     if hasattr(coordinator, "analytics"):  # an experiment announces its assignments
         coordinator.analytics = orchestrator.analytics_coordinator

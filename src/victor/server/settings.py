@@ -16,6 +16,7 @@ orchestrator:
   base_url: http://localhost:11434/v1   # an OpenAI-compatible server (or OPENAI_BASE_URL)
   simulated: {latency_ms: 200, seed: 1} # SimulatedProvider's options
   session_store: postgresql://...       # sqlite (default) | memory | a DSN
+  analytics: postgresql://...           # events to PostgreSQL (default: analytics.db)
   system_prompt: You are helpful.
   tools: ["my_package.tools:get_weather"]   # import paths: a tool, a function or a list
   tool_entry_points: [my_package.victor_tools]  # entry point groups of tools
@@ -115,6 +116,7 @@ class OrchestratorSpec(_EnvFirst):
     tools: list[str] = Field(default_factory=list)
     tool_entry_points: list[str] = Field(default_factory=list)
     mcp_servers: list[MCPServerSpec] = Field(default_factory=list)
+    analytics: str | None = None
     session_config: Path | None = None
     experiments: Path | None = None
     assignment_table: str | None = None
