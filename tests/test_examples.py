@@ -76,6 +76,12 @@ OFFLINE = {
         "Follow the coding standards of globex.'",
     ],
     "tool_selection.py": ["13 tools; offered: search_docs, get_weather_forecast"],
+    "serve_openai_client.py": [
+        "It is 18 C in Paris. True",
+        "tools run: ['get_weather']",
+        "You asked about the weather in Paris.",
+        "history sent to the model: 5 messages",
+    ],
     "mcp_tools.py": ["Rain in Oslo tomorrow, 9 C -> Take an umbrella."],
     "analytics_export.py": ["'chat_complete': 2", "'acme': 4, 'globex': 4"],
     "recipe_1_file_config.py": [

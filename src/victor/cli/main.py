@@ -208,7 +208,10 @@ def _register_subcommands() -> None:
     from victor.cli.analytics import app as analytics_app
     from victor.cli.bench import app as bench_app
     from victor.cli.experiments import app as experiments_app
+    from victor.cli.serve import keys_app, serve
 
+    app.command()(serve)
+    app.add_typer(keys_app, name="keys")
     app.add_typer(analytics_app, name="analytics")
     app.add_typer(bench_app, name="bench")
     app.add_typer(experiments_app, name="experiments")
