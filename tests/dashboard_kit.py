@@ -17,7 +17,11 @@ import pytest
 
 from conftest import REQUIRE_SERVICES
 from victor import AgentOrchestrator, Settings, tool
-from victor.agent.coordinators import AnalyticsCoordinator, ExperimentConfigCoordinator
+from victor.agent.coordinators import (
+    AnalyticsCoordinator,
+    ExperimentConfigCoordinator,
+    ToolSelectionCoordinator,
+)
 from victor.analytics.exporters.sqlite import SQLiteAnalyticsExporter
 from victor.dashboard.app import Dashboard
 from victor.dashboard.serve import DashboardServer
@@ -105,6 +109,7 @@ async def live_stack(tmp_path: Path, **dashboard_options: Any) -> AsyncIterator[
         tools=[get_weather, search_docs],
         _config_coordinator=ExperimentConfigCoordinator(experiment, analytics=analytics),
         _analytics_coordinator=analytics,
+        _tool_selection_coordinator=ToolSelectionCoordinator(max_tools=1, default_builtin="keyword"),
     )
     server = DashboardServer(dashboard, "127.0.0.1", 0)
     await server.start()

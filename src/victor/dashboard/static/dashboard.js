@@ -27,7 +27,7 @@
   const compact = (v) => v == null ? "" : Math.abs(v) >= 1e6 ? num(v / 1e6, 1) + "M"
     : Math.abs(v) >= 1e3 ? num(v / 1e3, 1) + "k" : num(v, Math.abs(v) < 10 && v % 1 ? 2 : 0);
   const usd = (v) => v == null ? "unpriced" : "$" + (Math.abs(v) < 1 ? v.toFixed(4) : num(v, 2));
-  const ms = (v) => v == null ? "–" : v >= 1000 ? num(v / 1000, 2) + " s" : num(v, 0) + " ms";
+  const ms = (v) => v == null ? "–" : v >= 1000 ? num(v / 1000, 2) + " s" : num(v, v < 10 ? 1 : 0) + " ms";
   const signed = (v) => v == null || !isFinite(v) ? "–" : (v > 0 ? "+" : "") + num(v * 100, 1) + "%";
   const pct = (v, d = 1) => v == null || !isFinite(v) ? "–" : num(v * 100, d) + "%";
   const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
@@ -110,22 +110,28 @@
   });
 
   // -- charts ----------------------------------------------------------------------------
-  function chart(id, unit, labels, fmt) {
+  const clock = (t) => new Date(t * 1000).toLocaleTimeString("en-GB",
+    +$("f-range").value <= 300 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
+
+  // sparse: a series with gaps (percentiles of quiet intervals), drawn with its points.
+  function chart(id, unit, labels, fmt, sparse = false) {
     const key = labels.join("|");
     const el = $(id);
     if (charts[id] && charts[id].key === key) return charts[id].plot;
     if (charts[id]) charts[id].plot.destroy();
     const opts = {
-      width: el.clientWidth || 500, height: 240,
+      width: el.clientWidth || 500, height: 230,
       legend: { live: true }, cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [
-        { stroke: "#6a7385", grid: { stroke: "#eef1f6" }, ticks: { stroke: "#e3e7ef" } },
+        { stroke: "#6a7385", grid: { stroke: "#eef1f6" }, ticks: { stroke: "#e3e7ef" }, space: 70,
+          values: (u, splits) => splits.map(clock) },
         { label: unit, labelSize: 18, size: 56, stroke: "#6a7385", grid: { stroke: "#eef1f6" },
           ticks: { stroke: "#e3e7ef" }, values: (u, splits) => splits.map(fmt) },
       ],
-      series: [{ label: "time" }, ...labels.map((label, i) => ({
-        label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false,
+      series: [{ label: "time", value: (u, t) => t == null ? "–" : clock(t) }, ...labels.map((label, i) => ({
+        label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: sparse,
+        points: { show: sparse ? true : undefined, size: 5 },
         fill: labels.length === 1 ? COLORS[0] + "14" : undefined,
         value: (u, v) => v == null ? "–" : fmt(v) + " " + unit,
       }))],
@@ -136,7 +142,7 @@
   }
 
   new ResizeObserver(() => {
-    for (const id in charts) charts[id].plot.setSize({ width: $(id).clientWidth, height: 240 });
+    for (const id in charts) charts[id].plot.setSize({ width: $(id).clientWidth, height: 230 });
   }).observe(document.body);
 
   // -- aggregation -----------------------------------------------------------------------
@@ -242,7 +248,7 @@
     chart("c-tokens", "tokens/s", ["input", "output", "cached input"], compact)
       .setData([s.x, rate(s.inTok), rate(s.outTok), rate(s.cached)]);
     const sorted = s.lat.map((l) => l.slice().sort((p, q) => p - q));
-    chart("c-latency", "ms", ["p50", "p95", "p99"], compact)
+    chart("c-latency", "ms", ["p50", "p95", "p99"], compact, true)
       .setData([s.x, ...[0.5, 0.95, 0.99].map((q) => sorted.map((l) => quantile(l, q)))]);
     const costModels = [...s.costByModel.keys()].slice(0, COLORS.length);
     const cumulative = costModels.map((m) => { let t = 0; return s.costByModel.get(m).map((v) => (t += v)); });
