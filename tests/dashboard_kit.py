@@ -4,10 +4,12 @@ loopback port."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import random
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from victor.agent.coordinators import (
 from victor.analytics.exporters.sqlite import SQLiteAnalyticsExporter
 from victor.dashboard.app import Dashboard
 from victor.dashboard.serve import DashboardServer
+from victor.errors import ProviderError
 from victor.experiments import Experiment
 from victor.providers import SimulatedProvider
 
@@ -83,15 +86,11 @@ class LiveStack:
             session_id = f"{prefix}-{self.rng.randrange(10**9)}"
             tenant = self.rng.choice(["acme", "globex"])
             for _ in range(turns):
-                try:
+                with contextlib.suppress(ProviderError):  # simulated server errors
                     await self.orchestrator.chat(
                         self.rng.choice(questions), session_id=f"{tenant}:{session_id}-{s}"
                     )
-                except Exception:  # simulated server errors are part of the traffic
-                    pass
-            await self.orchestrator.record_feedback(
-                f"{tenant}:{session_id}-{s}", self.rng.random()
-            )
+            await self.orchestrator.record_feedback(f"{tenant}:{session_id}-{s}", self.rng.random())
         await self.analytics.flush()
 
 
@@ -109,7 +108,9 @@ async def live_stack(tmp_path: Path, **dashboard_options: Any) -> AsyncIterator[
         tools=[get_weather, search_docs],
         _config_coordinator=ExperimentConfigCoordinator(experiment, analytics=analytics),
         _analytics_coordinator=analytics,
-        _tool_selection_coordinator=ToolSelectionCoordinator(max_tools=1, default_builtin="keyword"),
+        _tool_selection_coordinator=ToolSelectionCoordinator(
+            max_tools=1, default_builtin="keyword"
+        ),
     )
     server = DashboardServer(dashboard, "127.0.0.1", 0)
     await server.start()
@@ -118,6 +119,13 @@ async def live_stack(tmp_path: Path, **dashboard_options: Any) -> AsyncIterator[
             yield LiveStack(dashboard, server, orchestrator, analytics, store, random.Random(5))
     finally:
         await server.aclose()
+
+
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until ``predicate()`` is true (a plain state check, polled)."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polling a plain predicate
+            await asyncio.sleep(0.01)
 
 
 def hello(token: str | None = None, **extra: Any) -> str:

@@ -21,8 +21,8 @@ async def _total(page, chart: str, series: int = 1) -> float:
     return sum(v or 0 for v in data[series]) if data else 0.0
 
 
-async def _eventually(check, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _eventually(check, within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("the page did not update in time")

@@ -67,8 +67,8 @@ def throwaway_redis():
     server.stop()
 
 
-async def _next(ws, kind: str, timeout: float = 10.0) -> dict:
-    async with asyncio.timeout(timeout):
+async def _next(ws, kind: str, within: float = 10.0) -> dict:
+    async with asyncio.timeout(within):
         while True:
             message = json.loads(await ws.recv())
             if message["type"] == kind:
@@ -95,44 +95,46 @@ asyncio.run(main())
 async def test_events_of_another_process_reach_the_page_and_redis_going_away_degrades(
     tmp_path, throwaway_redis
 ):
-    async with live_stack(tmp_path, token=TOKEN, redis_url=throwaway_redis.url) as stack:
-        async with websockets.connect(stack.ws_url) as ws:
-            await ws.send(hello(TOKEN))
-            status = await _next(ws, "status")
-            assert status["fanout"] == "redis"
-            await _next(ws, "snapshot")
+    async with (
+        live_stack(tmp_path, token=TOKEN, redis_url=throwaway_redis.url) as stack,
+        websockets.connect(stack.ws_url) as ws,
+    ):
+        await ws.send(hello(TOKEN))
+        status = await _next(ws, "status")
+        assert status["fanout"] == "redis"
+        await _next(ws, "snapshot")
 
-            # Another process publishes: its event reaches this process's page.
-            done = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", PUBLISHER, throwaway_redis.url,
-                env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
-            )  # fmt: skip
-            assert await done.wait() == 0
-            batch = await _next(ws, "batch")
-            assert batch["events"][0]["id"] == "from-another-process"
+        # Another process publishes: its event reaches this process's page.
+        done = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", PUBLISHER, throwaway_redis.url,
+            env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        assert await done.wait() == 0
+        batch = await _next(ws, "batch")
+        assert batch["events"][0]["id"] == "from-another-process"
 
-            # This process's chats go through Redis and come back.
-            await stack.chats(1, prefix="via-redis")
-            batch = await _next(ws, "batch")
-            assert any("via-redis" in (e["session"] or "") for e in batch["events"])
+        # This process's chats go through Redis and come back.
+        await stack.chats(1, prefix="via-redis")
+        batch = await _next(ws, "batch")
+        assert any("via-redis" in (e["session"] or "") for e in batch["events"])
 
-            # Redis goes away: the page is told, and still gets this process's events.
-            throwaway_redis.stop()
-            status = await _next(ws, "status")
-            assert status["fanout"] == "redis-down"
-            await stack.chats(2, prefix="local")
-            seen = set()
-            async with asyncio.timeout(10):
-                while not any("local" in s for s in seen):
-                    seen |= {e["session"] or "" for e in (await _next(ws, "batch"))["events"]}
+        # Redis goes away: the page is told, and still gets this process's events.
+        throwaway_redis.stop()
+        status = await _next(ws, "status")
+        assert status["fanout"] == "redis-down"
+        await stack.chats(2, prefix="local")
+        seen = set()
+        async with asyncio.timeout(10):
+            while not any("local" in s for s in seen):
+                seen |= {e["session"] or "" for e in (await _next(ws, "batch"))["events"]}
 
-            # Redis is back: the bus subscribes again and says so.
-            throwaway_redis.start()
-            status = await _next(ws, "status", timeout=15)
-            assert status["fanout"] == "redis"
-            await stack.chats(1, prefix="back")
-            batch = await _next(ws, "batch")
-            assert any("back" in (e["session"] or "") for e in batch["events"])
+        # Redis is back: the bus subscribes again and says so.
+        throwaway_redis.start()
+        status = await _next(ws, "status", within=15)
+        assert status["fanout"] == "redis"
+        await stack.chats(1, prefix="back")
+        batch = await _next(ws, "batch")
+        assert any("back" in (e["session"] or "") for e in batch["events"])
 
 
 async def test_the_page_says_when_redis_is_unreachable(tmp_path, throwaway_redis):

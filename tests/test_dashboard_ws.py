@@ -13,16 +13,16 @@ import socket
 import pytest
 import websockets
 
-from dashboard_kit import hello, live_stack
+from dashboard_kit import hello, live_stack, until
 from victor.dashboard.hub import Hub
 from victor.dashboard.protocol import POLICY_VIOLATION
 
 TOKEN = "t0ken"
 
 
-async def _recv(ws, kind: str, timeout: float = 10.0) -> dict:
+async def _recv(ws, kind: str, within: float = 10.0) -> dict:
     """The next message of type ``kind`` (skipping the others)."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while True:
             message = json.loads(await ws.recv())
             if message["type"] == kind:
@@ -47,17 +47,19 @@ async def test_a_missing_or_bad_token_closes_with_1008(tmp_path, first):
         async with websockets.connect(stack.ws_url) as ws:
             await ws.send(first)
             assert await _closed_with(ws) == POLICY_VIOLATION
-        assert stack.dashboard.hub.clients == 0
+        await until(lambda: stack.dashboard.hub.clients == 0)
 
 
 async def test_a_token_sent_too_late_closes_with_1008(tmp_path):
-    async with live_stack(tmp_path, token=TOKEN, hello_timeout=0.3) as stack:
-        async with websockets.connect(stack.ws_url) as ws:
-            await asyncio.sleep(0.6)
-            with pytest.raises(websockets.ConnectionClosed):
-                await ws.send(hello(TOKEN))
-                await ws.recv()
-            assert ws.close_code == POLICY_VIOLATION
+    async with (
+        live_stack(tmp_path, token=TOKEN, hello_timeout=0.3) as stack,
+        websockets.connect(stack.ws_url) as ws,
+    ):
+        await asyncio.sleep(0.6)
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.send(hello(TOKEN))
+            await ws.recv()
+        assert ws.close_code == POLICY_VIOLATION
 
 
 async def test_snapshot_then_numbered_live_batches(tmp_path):
@@ -140,9 +142,7 @@ async def test_a_client_that_never_reads_is_dropped_and_stalls_no_one(tmp_path):
         async with websockets.connect(stack.ws_url, max_size=None) as ws:
             await ws.send(hello(TOKEN))
             await _recv(ws, "snapshot")
-            async with asyncio.timeout(5):
-                while hub.clients < 2:
-                    await asyncio.sleep(0.01)
+            await until(lambda: hub.clients == 2)
             big = {"type": "metric", "ts": 0, "data": {"x": "y" * 20_000}}
             first = hub.seq + 1
             loop = asyncio.get_running_loop()
@@ -181,7 +181,9 @@ async def test_a_client_that_leaves_mid_batch_leaves_the_others_whole(tmp_path):
                 await _recv(ws, "snapshot")
             first = hub.seq + 1
             for i in range(50):
-                hub.publish([{"id": f"m{i}", "type": "metric", "ts": 0, "data": {"x": "z" * 50_000}}])
+                hub.publish(
+                    [{"id": f"m{i}", "type": "metric", "ts": 0, "data": {"x": "z" * 50_000}}]
+                )
             await _recv(leaves, "batch")
             leaves.transport.abort()  # gone in the middle of the stream, no close frame
             for i in range(50, 100):
@@ -193,9 +195,7 @@ async def test_a_client_that_leaves_mid_batch_leaves_the_others_whole(tmp_path):
                     if message["type"] == "batch" and message["seq"] >= first:
                         seqs.append(message["seq"])
             assert seqs == list(range(first, first + 100))
-            async with asyncio.timeout(5):
-                while hub.clients != 1:
-                    await asyncio.sleep(0.01)
+            await until(lambda: hub.clients == 1)
             await stack.chats(1)  # the chat loop carries on
             assert (await _recv(stays, "batch"))["events"]
 

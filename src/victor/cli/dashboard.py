@@ -43,8 +43,7 @@ async def run_dashboard(
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     await server.start()
     console.print(
-        f"Dashboard of {store} at [bold]{dashboard_url(server.url, token)}[/bold] "
-        "(Ctrl-C to stop)",
+        f"Dashboard of {store} at [bold]{dashboard_url(server.url, token)}[/bold] (Ctrl-C to stop)",
         highlight=False,
         soft_wrap=True,
     )

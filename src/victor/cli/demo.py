@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-
 from typing import Any
 
 from rich.console import Console

@@ -17,7 +17,6 @@ every process's pages. A host application that mounts :meth:`Dashboard.routes` c
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,21 +33,11 @@ from victor.dashboard.bus import LocalBus, RedisBus
 from victor.dashboard.connection import serve_client
 from victor.dashboard.feed import DashboardExporter, StoreTail
 from victor.dashboard.hub import Hub
-from victor.dashboard.protocol import PAGE_PATH, STATIC_PATH, WS_PATH
+from victor.dashboard.protocol import PAGE_PATH, STATIC_PATH, WS_PATH, is_loopback
 from victor.dashboard.store import EventStore
 from victor.dashboard.variants import ExperimentPanel
 
 STATIC = Path(__file__).parent / "static"
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Dashboard:

@@ -28,10 +28,10 @@ logger = logging.getLogger("victor.dashboard")
 Snapshot = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 
-async def _hello(websocket: WebSocket, timeout: float) -> dict[str, Any] | None:
+async def _hello(websocket: WebSocket, wait_s: float) -> dict[str, Any] | None:
     """The first message, if it comes in time and is a hello."""
     try:
-        text = await asyncio.wait_for(websocket.receive_text(), timeout)
+        text = await asyncio.wait_for(websocket.receive_text(), wait_s)
         message = orjson.loads(text)
     except (TimeoutError, WebSocketDisconnect, orjson.JSONDecodeError, KeyError, RuntimeError):
         return None
@@ -96,7 +96,7 @@ async def serve_client(
             await websocket.send_text(encode(hub.experiments))
         sender = asyncio.create_task(_send(websocket, sub.queue))
         receiver = asyncio.create_task(_drain(websocket))
-        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in (sender, receiver):
             task.cancel()
         await asyncio.gather(sender, receiver, return_exceptions=True)

@@ -12,6 +12,7 @@ one replaces the previous.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Any
 
@@ -53,3 +54,13 @@ def to_wire(event: Any) -> dict[str, Any]:
         "ts": round(ts.timestamp() * 1000, 3),
         "data": event.data or {},
     }
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
