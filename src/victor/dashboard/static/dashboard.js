@@ -10,7 +10,7 @@
   const $ = (id) => document.getElementById(id);
 
   const state = { events: [], ids: new Set(), turnModel: new Map(), epoch: null, seq: 0,
-    offset: 0, experiments: [], fanout: "in-process", renders: 0, frames: 0 };
+    offset: 0, experiments: [], fanout: "in-process", renders: 0, frames: 0, lags: [] };
   const charts = {};
 
   // -- token: from the URL fragment (never sent to the server), kept for this tab ------
@@ -83,10 +83,14 @@
         showLogin(false); setPill("conn", "live", "Live");
         break;
       case "snapshot": add(msg.events); break;
-      case "batch":
+      case "batch": {
         if (msg.seq > state.seq) state.seq = msg.seq;
+        const now = Date.now() + state.offset;  // how long each event took to get here
+        for (const e of msg.events) state.lags.push(now - e.ts);
+        if (state.lags.length > 20000) state.lags.splice(0, state.lags.length - 10000);
         add(msg.events);
         break;
+      }
       case "status":
         state.fanout = msg.fanout;
         setPill("fanout", msg.fanout, msg.fanout === "redis" ? "Redis fan-out"
@@ -290,7 +294,9 @@
     options("f-experiment", new Set([...s.seen.experiment, ...state.experiments.map((e) => e.experiment)]));
     experiments(f.experiment);
     $("foot-events").textContent = `${num(state.events.length)} events in memory`;
-    $("foot-seq").textContent = state.epoch ? `batch #${state.seq}` : "";
+    const lag = state.lags.slice(-200).sort((p, q) => p - q);
+    $("foot-seq").textContent = (state.epoch ? `batch #${state.seq}` : "") +
+      (lag.length ? ` · events arrive ${ms(quantile(lag, 0.5))} after they happen (median)` : "");
     state.renders++;
   }
 
