@@ -19,10 +19,12 @@ server publishes 256-byte frames back to back (one per pass of its event loop) f
 ``--seconds``; delivered frames/s = frames received by all clients / seconds. Memory per
 idle client = (server RSS with the clients connected - RSS before) / clients.
 
-*turn*: turns of an instant scripted model through an A/B experiment, back to back, with
-SQLite analytics (``flush_interval`` 0.1 s), with and without the dashboard (its exporter,
-its server, a page connected from another process, the A/B panel recomputing); rounds
-alternate, medians reported.
+*turn*: turns of an instant scripted model through an A/B experiment with SQLite analytics
+(``flush_interval`` 0.1 s), with and without the dashboard (its exporter, its server, a
+page connected from another process, the A/B panel recomputing); each turn timed with one
+pass of the event loop. Back to back (``--gap 0``: the background work competes with the
+next turn, the CPU a turn costs) and paced (``--gap 0.001``: 1 ms untimed between turns,
+the room a model's network wait gives); rounds alternate, medians reported.
 """
 
 from __future__ import annotations
@@ -323,7 +325,7 @@ async def fanout(kind: str, clients: int, seconds: float) -> dict[str, Any]:
 
 
 # -- turn cost ---------------------------------------------------------------------------
-async def turn_cost(turns: int, with_dashboard: bool) -> float:
+async def turn_cost(turns: int, with_dashboard: bool, gap: float) -> float:
     from victor import AgentOrchestrator, Settings
     from victor.agent.coordinators import AnalyticsCoordinator, ExperimentConfigCoordinator
     from victor.analytics.exporters.sqlite import SQLiteAnalyticsExporter
@@ -361,11 +363,14 @@ async def turn_cost(turns: int, with_dashboard: bool) -> float:
             await orchestrator.chat("Hi", session_id=f"warm-{i}")
             await asyncio.sleep(0)
         gc.collect()
-        started = time.perf_counter()
+        elapsed = 0.0
         for i in range(turns):
+            started = time.perf_counter()
             await orchestrator.chat("Hi", session_id=f"s-{i}")
             await asyncio.sleep(0)
-        elapsed = time.perf_counter() - started
+            elapsed += time.perf_counter() - started
+            if gap:
+                await asyncio.sleep(gap)  # untimed: a model's network wait
     if server is not None:
         await server.aclose()
     if page is not None:
@@ -380,7 +385,10 @@ async def main():
     url = f"ws://127.0.0.1:{sys.argv[1]}/ws/analytics"
     async with websockets.connect(url, max_size=None) as ws:
         await ws.send(json.dumps({"type": "hello", "token": "bench"}))
-        async for _ in ws:
+        try:
+            async for _ in ws:
+                pass
+        except websockets.ConnectionClosed:
             pass
 asyncio.run(main())
 """
@@ -399,6 +407,7 @@ def main() -> None:
     turn = sub.add_parser("turn")
     turn.add_argument("--turns", type=int, default=3000)
     turn.add_argument("--rounds", type=int, default=3)
+    turn.add_argument("--gap", type=float, nargs="+", default=[0.0, 0.001])
     srv = sub.add_parser("serve")
     srv.add_argument("kind", choices=["victor", "websockets"])
     srv.add_argument("port_file", type=Path)
@@ -416,13 +425,15 @@ def main() -> None:
                 result = asyncio.run(fanout(kind, args.clients, args.seconds))
                 print(json.dumps({"run": run, **result}), flush=True)
     else:
-        results: dict[str, list[float]] = {"without": [], "with": []}
-        for _ in range(args.rounds):
-            for label in ("without", "with"):
-                results[label].append(asyncio.run(turn_cost(args.turns, label == "with")))
-        for label, values in results.items():
-            print(json.dumps({"dashboard": label, "us_per_turn": values,
-                              "median_us": statistics.median(values)}), flush=True)  # fmt: skip
+        for gap in args.gap:
+            results: dict[str, list[float]] = {"without": [], "with": []}
+            for _ in range(args.rounds):
+                for label in ("without", "with"):
+                    cost = asyncio.run(turn_cost(args.turns, label == "with", gap))
+                    results[label].append(cost)
+            for label, values in results.items():
+                print(json.dumps({"gap_s": gap, "dashboard": label, "us_per_turn": values,
+                                  "median_us": statistics.median(values)}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

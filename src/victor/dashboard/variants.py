@@ -47,6 +47,18 @@ def panel_of(report: Any) -> dict[str, Any]:
     }
 
 
+def _panel(name: str, store: str | Path) -> dict[str, Any]:
+    """One experiment's panel, or the reason it has none yet (on a worker thread: the
+    report runs on an event loop of its own)."""
+    from victor.errors import VictorError
+    from victor.experiments import report
+
+    try:
+        return panel_of(asyncio.run(report(name, store=store)))
+    except (VictorError, ValueError, LookupError, FileNotFoundError) as exc:
+        return {"experiment": name, "variants": [], "error": str(exc)}
+
+
 class ExperimentPanel:
     def __init__(self, hub: Hub, store: str | Path, *, interval: float = 2.0) -> None:
         self.hub, self.store, self.interval = hub, store, interval
@@ -67,16 +79,9 @@ class ExperimentPanel:
             self._task = asyncio.create_task(self._run(), name="victor-dashboard-experiments")
 
     async def refresh(self) -> None:
-        """Recompute every experiment's panel now."""
-        from victor.errors import VictorError
-        from victor.experiments import report
-
-        panels = []
-        for name in sorted(self._names):
-            try:
-                panels.append(panel_of(await report(name, store=self.store)))
-            except (VictorError, ValueError, LookupError, FileNotFoundError) as exc:
-                panels.append({"experiment": name, "variants": [], "error": str(exc)})
+        """Recompute every experiment's panel now, on a worker thread (the statistics
+        are CPU work: the event loop keeps serving chats and pages meanwhile)."""
+        panels = [await asyncio.to_thread(_panel, name, self.store) for name in sorted(self._names)]
         self.hub.set_experiments(panels)
 
     async def _run(self) -> None:
