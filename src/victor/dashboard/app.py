@@ -17,6 +17,7 @@ every process's pages. A host application that mounts :meth:`Dashboard.routes` c
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,6 +39,7 @@ from victor.dashboard.store import EventStore
 from victor.dashboard.variants import ExperimentPanel
 
 STATIC = Path(__file__).parent / "static"
+logger = logging.getLogger("victor.dashboard")
 
 
 class Dashboard:
@@ -70,6 +72,7 @@ class Dashboard:
         self.bus: LocalBus | RedisBus = (
             RedisBus(self.hub, redis_url) if redis_url else LocalBus(self.hub)
         )
+        self.store_url = store
         self.store = EventStore(store) if store is not None else None
         self.tail = StoreTail(self.store, self.bus) if tail and self.store else None
         self.panel = (
@@ -98,7 +101,10 @@ class Dashboard:
     async def start(self) -> None:
         await self.bus.start()
         if self.panel is not None:
-            self.panel.observe(await self.snapshot())
+            try:  # the experiments already in the store's recent window
+                self.panel.observe(await self.snapshot())
+            except Exception as exc:
+                logger.warning("dashboard: cannot read %s yet: %s", self.store_url, exc)
             await self.panel.start()
         if self.tail is not None:
             await self.tail.start()

@@ -88,7 +88,7 @@ async def serve_client(
         )
         await websocket.send_text(encode(hub.status))
         if not resumed:
-            events = await snapshot() if snapshot is not None else []
+            events = await _snapshot(snapshot)
             await websocket.send_text(encode({"type": SNAPSHOT, "events": events}))
             for frame in hub.recent(recent_s):
                 await websocket.send_text(frame)
@@ -107,6 +107,18 @@ async def serve_client(
         pass  # the page left
     finally:
         hub.unsubscribe(sub)
+
+
+async def _snapshot(snapshot: Snapshot | None) -> list[dict[str, Any]]:
+    """The recent window from the store; empty (and logged) when the store cannot be
+    read: the page still gets live events."""
+    if snapshot is None:
+        return []
+    try:
+        return await snapshot()
+    except Exception as exc:
+        logger.warning("dashboard: no snapshot, the store cannot be read: %s", exc)
+        return []
 
 
 async def _send(websocket: WebSocket, queue: asyncio.Queue[str]) -> None:

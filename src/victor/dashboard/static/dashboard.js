@@ -78,7 +78,8 @@
       case "welcome":
         welcomed = true; retry = 500;
         if (!msg.resumed) { state.events = []; state.ids.clear(); }
-        state.epoch = msg.epoch; state.seq = Math.max(msg.resumed ? state.seq : 0, 0);
+        state.epoch = msg.epoch;
+        if (!msg.resumed) state.seq = msg.seq;  // the snapshot covers up to here
         state.offset = msg.server_time - Date.now();
         showLogin(false); setPill("conn", "live", "Live");
         break;
@@ -105,6 +106,7 @@
 
   function showLogin(show) {
     $("login").hidden = !show; $("main").hidden = show;
+    $("filters").hidden = show; document.querySelector(".foot").hidden = show;
     $("login-error").hidden = !(show && token());
   }
   $("login-form").addEventListener("submit", (ev) => {
