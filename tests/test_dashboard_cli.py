@@ -64,7 +64,11 @@ async def test_victor_dashboard_serves_a_store_and_follows_it(tmp_path):
             assert f"http://127.0.0.1:{port}/dashboard#token=T" in line
             async with httpx.AsyncClient() as client:
                 page = await client.get(f"http://127.0.0.1:{port}/dashboard")
+                licence = await client.get(
+                    f"http://127.0.0.1:{port}/dashboard/static/vendor/uPlot.LICENSE"
+                )
             assert page.status_code == 200 and "uPlot" in page.text
+            assert licence.status_code == 200 and "MIT License" in licence.text
             async with websockets.connect(f"ws://127.0.0.1:{port}/ws/analytics") as ws:
                 await ws.send(hello("T"))
                 kinds: dict[str, dict] = {}
