@@ -84,6 +84,10 @@ OFFLINE = {
     ],
     "mcp_tools.py": ["Rain in Oslo tomorrow, 9 C -> Take an umbrella."],
     "analytics_export.py": ["'chat_complete': 2", "'acme': 4, 'globex': 4"],
+    "recipe_7_dashboard.py": [
+        "acme: 7 tokens, $",
+        "['chat_complete', 'llm_request', 'session_start', 'token_usage']",
+    ],
     "recipe_1_file_config.py": [
         "session-1: model=claude-sonnet-4-5",
         "'max_tokens': 512",

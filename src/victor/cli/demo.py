@@ -10,7 +10,9 @@ The demo keeps its own data directory (``<data_dir>/demo``), emptied each run.
 
 from __future__ import annotations
 
+import asyncio
 import random
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -75,7 +77,19 @@ async def search_docs(query: str) -> str:
     return f"3 pages match {query!r}: 'Getting started', 'Limits', 'Streaming'"
 
 
-async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -> None:
+# With the dashboard: the pause between two conversations, real seconds, so the charts move.
+DASHBOARD_PACE_S = 0.1
+
+
+async def run_demo(
+    *,
+    sessions: int,
+    turns: int,
+    seed: int,
+    latency_ms: float,
+    dashboard: tuple[str, int, str | None] | None = None,
+) -> None:
+    """The demo; ``dashboard`` = (host, port, token) serves the live page meanwhile."""
     from victor.analytics.exporters.sqlite import SQLiteAnalyticsExporter
     from victor.cli.experiments import print_report
     from victor.experiments import report
@@ -90,7 +104,13 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
         stale.unlink()
     settings = Settings(data_dir=data_dir, session_store="memory")
     experiment = Experiment(EXPERIMENT, VARIANTS, seed=f"demo-{seed}")
-    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(store)], outbox=False)
+    # With the dashboard, batches every 100 ms: the page is live.
+    analytics = AnalyticsCoordinator(
+        [SQLiteAnalyticsExporter(store)], outbox=False, flush_interval=0.1 if dashboard else 1.0
+    )
+    server = None
+    if dashboard is not None:
+        server = await _start_dashboard(console, store, analytics, *dashboard)
     clock = SimulatedClock()
     provider = SimulatedProvider(
         clock=clock,
@@ -138,6 +158,8 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
                 if good:  # the user rates the conversation: were the answers good?
                     await orchestrator.record_feedback(session_id, sum(good) / len(good))
                 progress.advance(task)
+                if server is not None:
+                    await asyncio.sleep(DASHBOARD_PACE_S)
     result = await report(experiment, store=store, primary="feedback")
     print_report(console, result)
     console.print(
@@ -148,3 +170,38 @@ async def run_demo(*, sessions: int, turns: int, seed: int, latency_ms: float) -
         highlight=False,
         soft_wrap=True,
     )
+    if server is not None:
+        from victor.cli.dashboard import _until_interrupted
+
+        console.print("\nThe dashboard stays up: Ctrl-C to stop.")
+        try:
+            await _until_interrupted()
+        finally:
+            await server.aclose()
+
+
+async def _start_dashboard(
+    console: Console, store: Any, analytics: AnalyticsCoordinator, host: str, port: int,
+    token: str | None,
+) -> Any:  # fmt: skip
+    """Serve the dashboard over the demo's store, fed live by the demo's analytics."""
+    from victor.cli.dashboard import dashboard_url
+    from victor.dashboard.app import Dashboard
+    from victor.dashboard.serve import DashboardServer
+    from victor.errors import ConfigError
+
+    live = Dashboard(store, token=token)
+    try:
+        server = DashboardServer(live, host, port)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    await server.start()
+    analytics.exporters.append(live.exporter())
+    console.print(
+        f"Dashboard at [bold]{dashboard_url(server.url, token)}[/bold]\n",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return server

@@ -196,12 +196,70 @@ def demo(
             "the treatment's is 1.4x)."
         ),
     ] = 400.0,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard",
+            help="Serve the live dashboard while the traffic runs (paced, so the charts "
+            "move), and keep serving it after the report until Ctrl-C.",
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option(help="Dashboard address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Dashboard port.")] = 8050,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="VICTOR_DASHBOARD_TOKEN", help="Dashboard access token."),
+    ] = None,
 ) -> None:
     """Run offline: simulated conversations with tools through the whole agent loop and
     an A/B experiment of two models, then print the experiment's report."""
     from victor.cli.demo import run_demo
 
-    asyncio.run(run_demo(sessions=sessions, turns=turns, seed=seed, latency_ms=latency_ms))
+    asyncio.run(
+        run_demo(
+            sessions=sessions,
+            turns=turns,
+            seed=seed,
+            latency_ms=latency_ms,
+            dashboard=(host, port, token) if dashboard else None,
+        )
+    )
+
+
+@app.command("dashboard")
+def dashboard_command(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Analytics store: a SQLite file or postgresql://... "
+            "Default: analytics.db in the data directory.",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond loopback a --token is required.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8050,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VICTOR_DASHBOARD_TOKEN",
+            help="Access token the page sends first (also VICTOR_DASHBOARD_TOKEN).",
+        ),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VICTOR_DASHBOARD_REDIS_URL",
+            help="Redis for the events of every process (redis://...); default in-process.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the live analytics dashboard over an analytics store: the page at
+    /dashboard, live over the WebSocket /ws/analytics."""
+    from victor.cli.dashboard import run_dashboard
+
+    asyncio.run(run_dashboard(db=db, host=host, port=port, token=token, redis_url=redis_url))
 
 
 def _register_subcommands() -> None:
