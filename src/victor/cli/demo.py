@@ -104,10 +104,7 @@ async def run_demo(
         stale.unlink()
     settings = Settings(data_dir=data_dir, session_store="memory")
     experiment = Experiment(EXPERIMENT, VARIANTS, seed=f"demo-{seed}")
-    # With the dashboard, batches every 100 ms: the page is live.
-    analytics = AnalyticsCoordinator(
-        [SQLiteAnalyticsExporter(store)], outbox=False, flush_interval=0.1 if dashboard else 1.0
-    )
+    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(store)], outbox=False)
     server = None
     if dashboard is not None:
         server = await _start_dashboard(console, store, analytics, *dashboard)

@@ -52,7 +52,8 @@ class AnalyticsCoordinator:
     """Batches events in the background and delivers them to every exporter.
 
     ``emit`` never blocks and never raises. ``batch_size`` events or ``flush_interval``
-    seconds, whichever comes first, make a batch. ``exporters`` is a plain list: add or
+    seconds, whichever comes first, make a batch (0.1 s: a live dashboard within a tenth of a
+    second, and little in memory at a crash). ``exporters`` is a plain list: add or
     remove exporters at any time. ``outbox_path`` (default ``Settings().data_dir /
     "analytics-outbox.db"``, created on first use) holds the batches of remote exporters
     and the events refused for good; ``outbox=False`` sends to remote exporters directly,
@@ -67,7 +68,7 @@ class AnalyticsCoordinator:
         exporters: Sequence[IAnalyticsExporter] | None = None,
         *,
         batch_size: int = 1000,
-        flush_interval: float = 1.0,
+        flush_interval: float = 0.1,
         max_queue: int = DEFAULT_MAX_QUEUE,
         outbox_path: str | os.PathLike[str] | None = None,
         outbox: bool = True,
