@@ -216,6 +216,9 @@ def test_victor_serve_without_keys_is_loopback_only_and_says_so(tmp_path, server
         )
         assert answer.choices[0].message.content == "Hello from the wire."
         assert server.requests[-1].body["model"] == "gpt-4o-mini"
+        # This machine only: the live dashboard is served beside the API.
+        page = httpx.get(f"{process.url}/dashboard")
+        assert page.status_code == 200 and "uPlot" in page.text
     finally:
         err = process.stop()
     assert "WITHOUT AUTHENTICATION" in err
@@ -246,9 +249,12 @@ def test_victor_serve_with_a_key_file_config(tmp_path, server):
             openai.OpenAI(
                 base_url=f"{process.url}/v1", api_key="nope", max_retries=0
             ).chat.completions.create(model="gpt-4o-mini", **ASK)
+        # Every tenant's traffic is on the dashboard: beside keys, no token, no page.
+        assert httpx.get(f"{process.url}/dashboard").status_code == 404
     finally:
         err = process.stop()
     assert "API keys required" in err
+    assert "dashboard off: set server.dashboard_token" in err
 
 
 def test_a_cached_key_is_refused_once_its_cache_time_has_passed(keys_db):

@@ -5,10 +5,12 @@ keeps its history and its variant, and a key's limits and budget are shared."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import openai
 import pytest
+import websockets
 
 from server_kit import ServeProcess
 from test_server_keys import victor
@@ -122,3 +124,47 @@ async def _events(dsn: str, session_id: str) -> list[str]:
     finally:
         await connection.close()
     return [row["type"] for row in rows]
+
+
+def test_a_dashboard_on_one_process_shows_the_other_process_events(
+    tmp_path, postgres_dsn, redis_url, server
+):
+    config = tmp_path / "victor.yaml"
+    config.write_text(
+        f"server:\n  redis: {redis_url}\n  dashboard_token: tok\n"
+        f"orchestrator:\n  provider: openai\n  base_url: {server.openai_base_url}\n"
+        f"  model: gpt-4o-mini\n  session_store: {postgres_dsn}\n  analytics: {postgres_dsn}\n"
+    )
+    env = {"OPENAI_API_KEY": "sk-test"}
+    one = ServeProcess(["--config", str(config)], {**env, "VICTOR_DATA_DIR": str(tmp_path / "a")})
+    two = ServeProcess(["--config", str(config)], {**env, "VICTOR_DATA_DIR": str(tmp_path / "b")})
+    session = f"dash-{uuid.uuid4().hex[:8]}"
+
+    async def watch() -> set[str]:
+        seen: set[str] = set()
+        ws_url = one.url.replace("http", "ws") + "/ws/analytics"
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(json.dumps({"type": "hello", "token": "tok"}))
+            welcome = json.loads(await ws.recv())
+            assert welcome["type"] == "welcome"
+            status = json.loads(await ws.recv())
+            assert (status["type"], status["fanout"]) == ("status", "redis")
+            server.enqueue(Reply(text="Hello from two."))
+            answer = await asyncio.to_thread(
+                openai.OpenAI(
+                    base_url=f"{two.url}/v1", api_key="none", max_retries=0
+                ).chat.completions.create,
+                model="gpt-4o-mini",
+                user=session,
+                messages=[{"role": "user", "content": "hi"}],
+            )
+            assert answer.choices[0].message.content == "Hello from two."
+            async with asyncio.timeout(10):
+                while "chat_complete" not in seen:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] == "batch":
+                        seen |= {e["type"] for e in frame["events"] if e["session"] == session}
+        return seen
+
+    with one, two:
+        assert "chat_complete" in asyncio.run(watch())

@@ -74,6 +74,7 @@ def create_app(
     rate_limit_fail_open: bool = True,
     key_cache_seconds: float = 1.0,
     extra_routes: Sequence[BaseRoute] = (),
+    on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> Starlette:
     """The HTTP API of ``orchestrator``, which the app closes when it shuts down (history
@@ -86,8 +87,9 @@ def create_app(
     shares rpm/tpm limits between processes. ``models`` are the models
     clients may ask for (default: any; ``GET /v1/models`` lists the orchestrator's).
     ``extra_routes`` are added after the API's own (the dashboard's page and WebSocket
-    mount here). ``on_shutdown`` are awaited after the orchestrator is closed (MCP
-    connections, for example).
+    mount here). ``on_startup`` are awaited before the first request (the dashboard's
+    feed); ``on_shutdown`` after the orchestrator is closed (MCP connections, the
+    dashboard).
     """
     auth = key_store is not None if auth is None else auth
     if auth and key_store is None:
@@ -105,6 +107,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await orchestrator.session_store.open()
+        for start in on_startup:
+            await start()
         state.ready = True
         try:
             yield

@@ -191,6 +191,10 @@ async def build_app(
     except BaseException:
         await orchestrator.aclose()
         raise
+    dashboard = _dashboard(config, orchestrator, auth)
+    if dashboard is not None:
+        extra_routes = [*extra_routes, *dashboard.routes()]
+        closers.append(dashboard.aclose)
     app = create_app(
         orchestrator,
         key_store=key_store if auth else None,
@@ -200,7 +204,33 @@ async def build_app(
         max_body_bytes=server.max_body_bytes,
         rate_limit_fail_open=server.rate_limit_fail_open,
         key_cache_seconds=server.key_cache_seconds,
+        on_startup=[dashboard.start] if dashboard is not None else [],
         on_shutdown=closers,
         extra_routes=extra_routes,
     )
     return app, auth
+
+
+def _dashboard(config: ServeConfig, orchestrator: AgentOrchestrator, auth: bool) -> Any:
+    """The live analytics page over the orchestrator's events, or None when it is off.
+
+    It shows every tenant's traffic, so it needs its own token whenever the API needs
+    keys or listens beyond loopback; without one it stays off, and says so. With Redis
+    configured, each process's page shows the events of all of them."""
+    server = config.server
+    if not server.dashboard:
+        return None
+    if not server.dashboard_token and (auth or server.host not in LOOPBACK):
+        logger.warning(
+            "dashboard off: set server.dashboard_token (VICTOR_SERVER_DASHBOARD_TOKEN) to "
+            "serve it beside an API that needs keys or listens beyond loopback"
+        )
+        return None
+    from victor.dashboard import Dashboard
+
+    store: str | None = config.orchestrator.analytics
+    if store is None and orchestrator.settings.enable_analytics:
+        store = str(orchestrator.settings.data_dir / "analytics.db")
+    dashboard = Dashboard(store, token=server.dashboard_token, redis_url=server.redis)
+    orchestrator.analytics_coordinator.exporters.append(dashboard.exporter())
+    return dashboard

@@ -10,6 +10,8 @@ server:
   max_body_bytes: 4194304
   require_keys: false        # refuse to start without an API key
   key_cache_seconds: 1.0     # a revocation or another process's spend is seen within it
+  dashboard: true            # the live analytics page at /dashboard (VICTOR_SERVER_DASHBOARD)
+  dashboard_token: s3cret    # what the page sends first; required with API keys or off loopback
 orchestrator:
   provider: openai           # openai | anthropic | simulated (VICTOR_PROVIDER)
   model: gpt-4o-mini         # VICTOR_MODEL
@@ -72,6 +74,8 @@ class ServerSettings(_EnvFirst):
     rate_limit_fail_open: bool = True
     key_cache_seconds: float = Field(default=1.0, ge=0)
     graceful_timeout: float = Field(default=30.0, gt=0)
+    dashboard: bool = True
+    dashboard_token: str | None = None
 
 
 class SimulatedOptions(BaseModel):
