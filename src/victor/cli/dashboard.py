@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from typing import Any
 
 from rich.console import Console
 
@@ -14,6 +15,21 @@ from victor.errors import ConfigError
 def dashboard_url(url: str, token: str | None) -> str:
     """The page's address; the token rides in the fragment, which browsers never send."""
     return f"{url}#token={token}" if token else url
+
+
+async def start_server(dashboard: Any, host: str, port: int) -> Any:
+    """A started :class:`~victor.dashboard.serve.DashboardServer`; a refused host or a
+    port that cannot be bound is one :class:`ConfigError` line."""
+    from victor.dashboard.serve import DashboardServer
+
+    try:  # binds the socket
+        server = DashboardServer(dashboard, host, port)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    await server.start()
+    return server
 
 
 async def _until_interrupted() -> None:
@@ -29,19 +45,12 @@ async def run_dashboard(
     *, db: str | None, host: str, port: int, token: str | None, redis_url: str | None
 ) -> None:
     from victor.dashboard.app import Dashboard
-    from victor.dashboard.serve import DashboardServer
     from victor.dashboard.store import default_store
 
     console = Console()
     store = db or str(default_store())
     dashboard = Dashboard(store, token=token, redis_url=redis_url, tail=True)
-    try:
-        server = DashboardServer(dashboard, host, port)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    await server.start()
+    server = await start_server(dashboard, host, port)
     console.print(
         f"Dashboard of {store} at [bold]{dashboard_url(server.url, token)}[/bold] (Ctrl-C to stop)",
         highlight=False,

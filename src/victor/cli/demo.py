@@ -182,19 +182,11 @@ async def _start_dashboard(
     token: str | None,
 ) -> Any:  # fmt: skip
     """Serve the dashboard over the demo's store, fed live by the demo's analytics."""
-    from victor.cli.dashboard import dashboard_url
+    from victor.cli.dashboard import dashboard_url, start_server
     from victor.dashboard.app import Dashboard
-    from victor.dashboard.serve import DashboardServer
-    from victor.errors import ConfigError
 
     live = Dashboard(store, token=token)
-    try:
-        server = DashboardServer(live, host, port)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    await server.start()
+    server = await start_server(live, host, port)
     analytics.exporters.append(live.exporter())
     console.print(
         f"Dashboard at [bold]{dashboard_url(server.url, token)}[/bold]\n",
