@@ -476,3 +476,34 @@ async def test_killed_process_outbox_is_delivered_at_next_start(tmp_path):
     await coord.aclose()
     assert sorted(e.data["n"] for e in (e for b in sink.batches for e in b)) == list(range(1000))
     assert waiting(outbox, "store") == 0
+
+
+async def test_an_outbox_that_fails_is_retried_and_delivery_goes_on(tmp_path):
+    remote = Remote("remote")
+    coord = coordinator(tmp_path, [remote], batch_size=10, max_backoff=0.05)
+    outbox = coord.outbox
+    failures = {"oldest": 2, "done": 2}
+
+    def failing(name):
+        real = getattr(outbox, name)
+
+        def call(*args, **kwargs):
+            if failures[name]:
+                failures[name] -= 1
+                raise sqlite3.OperationalError("disk I/O error")
+            return real(*args, **kwargs)
+
+        return call
+
+    outbox.oldest, outbox.done = failing("oldest"), failing("done")
+    events = [make_event(i) for i in range(30)]
+    for event in events:
+        coord.emit(event)
+    # The failures are backed off like a destination that is down; nothing is lost, and
+    # a batch sent before its `done` failed is sent again (the destination keeps it once).
+    await asyncio.wait_for(_until(lambda: set(remote.ids) == {e.event_id for e in events}), 5)
+    assert failures == {"oldest": 0, "done": 0}
+    assert coord.stats.exporters["remote"].failed_batches >= 4
+    assert await coord.flush()
+    await coord.aclose()
+    assert waiting(tmp_path / "outbox.db", "remote") == 0

@@ -196,8 +196,11 @@ class Delivery:
         backoff = 0.0
         while True:
             handed = self.handed
-            rows = await c.io(c.outbox.oldest, self.key, self.take) if self.remote else []
-            if not rows and not self.queue:
+            try:
+                rows = await c.io(c.outbox.oldest, self.key, self.take) if self.remote else []
+            except Exception as exc:  # the outbox file is locked or failing: its rows wait
+                rows, left, error = None, True, f"outbox: {type(exc).__name__}: {exc}"
+            if rows == [] and not self.queue:
                 if handed == self.handed:  # nothing was handed over while we looked
                     self.idle.set()
                 if self.closing:
@@ -205,11 +208,14 @@ class Delivery:
                 await self.wake.wait()
                 self.wake.clear()
                 continue
-            if self.remote:
-                left, error = await self._forward(b"".join(row.payload for row in rows))
-                if not left:
-                    await c.io(c.outbox.done, [row.id for row in rows])
-            else:
+            if rows:
+                try:
+                    left, error = await self._forward(b"".join(row.payload for row in rows))
+                    if not left:
+                        await c.io(c.outbox.done, [row.id for row in rows])
+                except Exception as exc:  # rows kept: sent again, stored once (event_id)
+                    left, error = True, f"outbox: {type(exc).__name__}: {exc}"
+            elif rows is not None:  # a local exporter's queue (None: the outbox failed)
                 batch = self.queue[0]  # left in the queue while in flight: counted as queued
                 left, error = await self._send(batch)  # models already, unless takes_records
                 self.queue.popleft()
