@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -75,14 +77,18 @@ async def _serve(config) -> None:  # type: ignore[no-untyped-def]
     await serve_app(app, server.host, server.port, graceful_timeout=server.graceful_timeout)
 
 
-def _store(config: Path | None, keys: str | None):  # type: ignore[no-untyped-def]
+@contextlib.asynccontextmanager
+async def _opened(config: Path | None, keys: str | None) -> AsyncIterator[Any]:
+    """The key store named by ``--keys``, else by the config; closed after use."""
     from victor.server.factory import key_store_for
     from victor.server.keys import key_store_from_url
     from victor.server.settings import load_serve_config
 
-    if keys:
-        return key_store_from_url(keys)
-    return key_store_for(load_serve_config(config))
+    store = key_store_from_url(keys) if keys else key_store_for(load_serve_config(config))
+    try:
+        yield store
+    finally:
+        await store.aclose()
 
 
 def _models(value: str | None) -> list[str] | None:
@@ -113,8 +119,7 @@ def create(
     """Create a key; it is printed once (only its hash is stored)."""
 
     async def run() -> None:
-        store = _store(config, keys)
-        try:
+        async with _opened(config, keys) as store:
             key, record = await store.create(
                 tenant,
                 name=name,
@@ -124,8 +129,6 @@ def create(
                 rpm=rpm,
                 tpm=tpm,
             )
-        finally:
-            await store.aclose()
         typer.echo(key)
         typer.echo(
             f"id {record.id}, tenant {record.tenant_id} (the key is not shown again)", err=True
@@ -144,11 +147,8 @@ def list_keys(
     """List keys (never the keys themselves): id, tenant, prefix, limits, state."""
 
     async def run() -> None:
-        store = _store(config, keys)
-        try:
+        async with _opened(config, keys) as store:
             records = await store.list(tenant)
-        finally:
-            await store.aclose()
         for r in records:
             if as_json:
                 typer.echo(json.dumps(r.as_dict()))
@@ -175,11 +175,8 @@ def revoke(
     """Revoke a key: every request with it is refused from now on."""
 
     async def run() -> None:
-        store = _store(config, keys)
-        try:
+        async with _opened(config, keys) as store:
             found = await store.revoke(key_id)
-        finally:
-            await store.aclose()
         if not found:
             raise ConfigError(f"no active key with id {key_id!r}")
         typer.echo(f"revoked {key_id}")
