@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 
 import pytest
 
@@ -46,6 +47,21 @@ def require_service(name: str, host: str, port: int) -> None:
 def postgres_dsn() -> str:
     require_service("PostgreSQL", "127.0.0.1", 5432)
     return POSTGRES_DSN
+
+
+@pytest.fixture
+async def pg_schema(postgres_dsn):
+    """A fresh schema name in the test database; the schema and all it holds are dropped
+    after the test."""
+    import asyncpg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -431,30 +431,20 @@ async def test_tenant_config_provider_rejects_a_wrong_row_and_survives_an_outage
 
 
 @pytest.mark.postgres
-async def test_tenant_config_provider_on_postgresql(postgres_dsn):
-    import uuid
-
+async def test_tenant_config_provider_on_postgresql(postgres_dsn, pg_schema):
     import asyncpg
 
-    schema = f"test_tenant_cfg_{uuid.uuid4().hex[:12]}"
+    await check_tenant_provider(postgres_dsn, schema=pg_schema)
+    conn = await asyncpg.connect(postgres_dsn)
     try:
-        await check_tenant_provider(postgres_dsn, schema=schema)
-        conn = await asyncpg.connect(postgres_dsn)
-        try:
-            kind = await conn.fetchval(
-                "SELECT data_type FROM information_schema.columns WHERE table_schema = $1 "
-                "AND table_name = 'tenant_configs' AND column_name = 'config'",
-                schema,
-            )
-            assert kind == "jsonb"
-        finally:
-            await conn.close()
+        kind = await conn.fetchval(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = $1 "
+            "AND table_name = 'tenant_configs' AND column_name = 'config'",
+            pg_schema,
+        )
+        assert kind == "jsonb"
     finally:
-        conn = await asyncpg.connect(postgres_dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await conn.close()
 
 
 def test_tenant_table_names_are_checked(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -52,10 +51,8 @@ async def test_sqlite_window(tmp_path):
 
 
 @pytest.mark.postgres
-async def test_postgres_window(postgres_dsn):
-    import asyncpg
-
-    schema = f"victor_dash_{uuid.uuid4().hex[:10]}"
+async def test_postgres_window(postgres_dsn, pg_schema):
+    schema = pg_schema
     written = _events(datetime.now(UTC))
     exporter = PostgreSQLAnalyticsExporter(postgres_dsn, schema=schema)
     store = EventStore(f"{postgres_dsn}?schema={schema}")
@@ -67,9 +64,6 @@ async def test_postgres_window(postgres_dsn):
     finally:
         await exporter.shutdown()
         await store.aclose()
-        conn = await asyncpg.connect(postgres_dsn)
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
 
 
 async def test_the_tail_publishes_each_new_event_once(tmp_path):

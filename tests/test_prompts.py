@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 
 import pytest
 from pydantic import ValidationError
@@ -220,18 +219,8 @@ async def test_tenant_prompt_templates_on_sqlite(tmp_path):
 
 
 @pytest.mark.postgres
-async def test_tenant_prompt_templates_on_postgresql(postgres_dsn):
-    import asyncpg
-
-    schema = f"test_tenant_prompts_{uuid.uuid4().hex[:12]}"
-    try:
-        await check_tenant_templates(postgres_dsn, schema=schema)
-    finally:
-        conn = await asyncpg.connect(postgres_dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+async def test_tenant_prompt_templates_on_postgresql(postgres_dsn, pg_schema):
+    await check_tenant_templates(postgres_dsn, schema=pg_schema)
 
 
 async def test_a_tenant_template_store_going_away_keeps_the_last_template(tmp_path):

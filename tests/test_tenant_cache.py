@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
 from pathlib import Path
 
 import pytest
@@ -88,18 +87,8 @@ async def test_concurrent_turns_of_a_cold_tenant_query_once_on_sqlite(tmp_path):
 
 
 @pytest.mark.postgres
-async def test_concurrent_turns_of_a_cold_tenant_query_once_on_postgresql(postgres_dsn):
-    import asyncpg
-
-    schema = f"test_single_flight_{uuid.uuid4().hex[:12]}"
-    try:
-        await check_one_query_for_concurrent_turns(postgres_dsn, schema=schema)
-    finally:
-        conn = await asyncpg.connect(postgres_dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+async def test_concurrent_turns_of_a_cold_tenant_query_once_on_postgresql(postgres_dsn, pg_schema):
+    await check_one_query_for_concurrent_turns(postgres_dsn, schema=pg_schema)
 
 
 async def test_a_failing_query_fails_its_waiters_and_is_not_cached_on_sqlite(tmp_path):
