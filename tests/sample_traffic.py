@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from victor.analytics import events as ev
-from victor.analytics.pricing import default_price_table
+from victor.pricing import default_price_table
 from victor.protocols.messages import Usage
 
 MODELS = (("claude-sonnet-4-5", "anthropic"), ("gpt-4o-mini", "openai"), ("local-llama", "ollama"))

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from victor import Settings
-from victor.analytics.pricing import load_price_table, set_default_price_table
 from victor.cli.main import app
 from victor.errors import ConfigError
+from victor.pricing import load_price_table, set_default_price_table
 from wire_server import Reply, WireServer
 
 SRC = Path(__file__).resolve().parents[1] / "src"

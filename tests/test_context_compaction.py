@@ -11,7 +11,6 @@ from helpers import CollectingExporter, HashingEmbeddings
 from victor.agent.coordinators import AnalyticsCoordinator, ContextCoordinator
 from victor.agent.coordinators.context_coordinator import BaseCompactionStrategy
 from victor.agent.orchestrator import AgentOrchestrator
-from victor.analytics.pricing import default_price_table
 from victor.config.settings import Settings
 from victor.context import (
     SUMMARY_MARKER,
@@ -20,6 +19,7 @@ from victor.context import (
     SummarizationCompactionStrategy,
 )
 from victor.errors import ConfigError, ProviderServerError
+from victor.pricing import default_price_table
 from victor.protocols import Context, Message, ToolCall, Usage
 from victor.protocols.tokens import estimate_message_tokens
 from victor.providers import FunctionProvider, ScriptedProvider

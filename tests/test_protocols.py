@@ -1,7 +1,7 @@
 import uuid
 from datetime import date
 
-from victor.analytics.pricing import PriceTable
+from victor.pricing import PriceTable
 from victor.protocols import AnalyticsEvent, PromptContext, Usage, new_event_id
 from victor.protocols.analytics import new_session_id
 

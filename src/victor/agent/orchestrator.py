@@ -18,9 +18,9 @@ from victor.agent.coordinators.prompt_coordinator import PromptCoordinator
 from victor.agent.coordinators.tool_selection_coordinator import ToolSelectionCoordinator
 from victor.agent.reporting import TurnReporter
 from victor.agent.turn import SessionLocks, Turn, check_overrides
-from victor.analytics.pricing import PriceTable, default_price_table
 from victor.config.settings import Settings
 from victor.errors import ConfigError, ToolLoopLimitError
+from victor.pricing import PriceTable, default_price_table
 from victor.protocols import (
     ChatResponse,
     IProvider,

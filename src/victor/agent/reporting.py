@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from victor.agent.coordinators.config_coordinator import ConfigCoordinator
     from victor.agent.coordinators.context_coordinator import Compaction
     from victor.agent.turn import Turn
-    from victor.analytics.pricing import PriceTable
+    from victor.pricing import PriceTable
 
 
 class TurnReporter:

@@ -1,4 +1,4 @@
-"""Analytics: events, costs, exporters, the outbox and reports.
+"""Analytics: events, exporters, the outbox and reports (prices: :mod:`victor.pricing`).
 
 ``import victor.analytics`` stays light: exporters, the coordinator and the reader are
 imported on first use (``victor.analytics.X`` looks ``X`` up in :data:`_WHERE`).
@@ -9,8 +9,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from victor.analytics.pricing import ModelPrice, PriceTable, default_price_table
-
 _WHERE = {
     "AnalyticsStats": "stats",
     "EventEncodeError": "encoding",
@@ -20,18 +18,12 @@ _WHERE = {
     "SQLiteAnalyticsExporter": "exporters.sqlite",
     "PostgreSQLAnalyticsExporter": "exporters.postgres",
     "OpenTelemetryAnalyticsExporter": "exporters.otel",
-    "load_price_table": "pricing",
     "AnalyticsReader": "reports",
     "SummaryRow": "reports",
     "Outbox": "outbox",
 }
 
-__all__ = [
-    "ModelPrice",
-    "PriceTable",
-    "default_price_table",
-    *_WHERE,
-]
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str) -> Any:

@@ -253,7 +253,7 @@ def prices(
     from rich.console import Console
     from rich.table import Table
 
-    from victor.analytics.pricing import load_price_table
+    from victor.pricing import load_price_table
 
     try:
         table_ = load_price_table(file)

@@ -9,8 +9,8 @@ from datetime import date
 
 import pytest
 
-from victor.analytics import pricing
-from victor.analytics.pricing import PriceTable, load_price_table, set_default_price_table
+from victor import pricing
+from victor.pricing import PriceTable, load_price_table, set_default_price_table
 from victor.protocols import Usage
 
 MILLION = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
@@ -107,7 +107,7 @@ def test_prices_need_no_network():
         "import socket\n"
         "def refuse(*a, **k): raise OSError('network used')\n"
         "socket.socket.connect = refuse; socket.create_connection = refuse\n"
-        "from victor.analytics.pricing import PriceTable\n"
+        "from victor.pricing import PriceTable\n"
         "from victor.protocols import Usage\n"
         "print(PriceTable().cost('gpt-4o-mini', Usage(input_tokens=10**6)))\n"
     )
