@@ -17,7 +17,7 @@ from victor.analytics import (
     SQLiteAnalyticsExporter,
 )
 from victor.analytics.events import MODEL
-from victor.analytics.exporters.sqlite import migrate_sqlite
+from victor.analytics.exporters.sqlite import open_sqlite
 from victor.protocols import AnalyticsEvent
 
 TABLE = "victor_analytics_events"
@@ -43,23 +43,19 @@ async def test_sqlite_stores_batches_idempotently_in_wal_mode(tmp_path):
         100,
     )
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    versions = conn.execute(f"SELECT version FROM {TABLE}_schema_version").fetchall()
-    assert versions == [(1,), (2,)]
     assert conn.execute(f"SELECT ts, tenant_id FROM {TABLE} LIMIT 1").fetchone() == (
         ts.timestamp(),
         "acme",
     )
 
 
-async def test_sqlite_migrates_an_older_database(tmp_path):
+async def test_sqlite_brings_an_older_database_up_to_date(tmp_path):
     db = tmp_path / "a.db"
     exporter = SQLiteAnalyticsExporter(db)
     await exporter.export([event()])
     await exporter.shutdown()
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute(f"DROP VIEW {TABLE}_v")
-    conn.execute(f"DELETE FROM {TABLE}_schema_version WHERE version = 2")
-    assert migrate_sqlite(conn, TABLE) == 2
+    sqlite3.connect(db, isolation_level=None).execute(f"DROP VIEW {TABLE}_v")  # made later
+    conn = open_sqlite(db, TABLE)
     [(time_text, n)] = conn.execute(f"SELECT time, data FROM {TABLE}_v").fetchall()
     assert time_text.endswith("Z") and json.loads(n) == {"n": 0}
 

@@ -1,7 +1,8 @@
 """Delivery to one exporter, in order: a local exporter's batches from a bounded queue in
 memory, a remote exporter's from the outbox (deleted once stored, kept with back-off while
 the destination is down). The coordinator makes one per exporter and provides the settings,
-the outbox and its thread (``io``), and the drop counter.
+the outbox and its thread (``io``), and the drop counter. Events an exporter refuses for
+good (bad data) are counted and logged with the reason, and never sent again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from victor.analytics.encoding import (
     decode_line,
     encode_line,
     event_label,
-    safe_repr_line,
     split_encoded,
 )
 from victor.analytics.stats import ExporterStats
@@ -28,7 +28,7 @@ from victor.protocols.analytics import AnalyticsEvent, ExportResult
 logger = logging.getLogger("victor.analytics")
 
 Batch = tuple[Any, ...]
-#: Outbox batches an exporter that takes bytes gets in one call: fewer transactions.
+#: Outbox batches forwarded in one export call: fewer, larger transactions downstream.
 FORWARD_BATCHES = 10
 
 
@@ -38,7 +38,7 @@ def to_models(batch: Batch) -> Batch:
 
 
 def json_lines(events: Batch) -> tuple[bytes, list[EventEncodeError]]:
-    """The outbox's encoding for exporters without their own: JSON lines."""
+    """A batch as the outbox keeps it: JSON lines, and the errors of events that cannot be."""
     lines, bad = split_encoded(events, encode_line)
     return "".join(f"{line}\n" for line in lines).encode(), bad
 
@@ -48,13 +48,9 @@ def _decode(payload: bytes, records: bool) -> Batch:
     return events if records else to_models(events)
 
 
-def entries(events: Sequence[Any], why: str) -> list[tuple[str, str]]:
-    """Refused events as the outbox's ``rejected`` table keeps them: (text, why)."""
-    return [(safe_repr_line(e, why), why) for e in events]
-
-
-def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch, str | None]:
-    """(rejected for good, worth retrying, error) after an export; see ExportResult."""
+def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch | None, str | None]:
+    """(rejected for good, to retry, error) after an export; ``None`` to retry: nothing
+    was stored, the exporter looks down. See ExportResult."""
     if not isinstance(result, ExportResult) or (
         result.success and not result.failed_event_ids and not result.rejected_event_ids
     ):
@@ -65,8 +61,8 @@ def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch, str | N
         rejected_ids, failed_ids = rejected_ids | failed_ids, set()
     rejected = tuple(e for e in events if event_label(e) in rejected_ids)
     retry = tuple(e for e in events if event_label(e) in failed_ids)
-    if not result.success and not rejected and not retry:  # no usable ids: all failed
-        return (), tuple(events), result.error or "export failed"
+    if not result.success and not rejected and not retry:  # no usable ids
+        return (), None, result.error or "export failed"
     return rejected, retry, result.error
 
 
@@ -77,10 +73,6 @@ class Delivery:
         self.coordinator, self.exporter, self.name = coordinator, exporter, name
         self.remote = coordinator.use_outbox and getattr(exporter, "outbox", False) is True
         self.takes_records = getattr(exporter, "takes_records", False) is True
-        # A remote exporter that keeps its own encoding in the outbox gets it back as is.
-        self.encoded = self.remote and callable(getattr(exporter, "export_encoded", None))
-        self.encode = exporter.encode_batch if self.encoded else json_lines
-        self.take = FORWARD_BATCHES if self.encoded else 1
         destination = getattr(exporter, "destination", None)
         self.key = destination if isinstance(destination, str) and destination else name
         self.stats = ExporterStats(name)
@@ -116,17 +108,13 @@ class Delivery:
             self.stop.set()
             self.wake.set()
 
-    async def reject(self, refused: Sequence[tuple[str, str]]) -> None:
-        """Count, log and keep (in the outbox's ``rejected`` table) events refused for
-        good: (the event as text, why)."""
-        if not refused:
-            return
-        self.stats.rejected += len(refused)
-        why = refused[0][1]
-        logger.error("analytics exporter %s rejected %d event(s): %s", self.name, len(refused), why)
-        if self.coordinator.use_outbox:
-            with contextlib.suppress(Exception):  # counted and logged already
-                await self.coordinator.io(self.coordinator.outbox.reject, self.key, refused)
+    def reject(self, event_ids: Sequence[str], why: str) -> None:
+        """Count and log events refused for good."""
+        if event_ids:
+            self.stats.rejected += len(event_ids)
+            shown = ", ".join(event_ids[:5]) + (", ..." if len(event_ids) > 5 else "")
+            msg = "analytics exporter %s rejected %d event(s) (%s): %s"
+            logger.error(msg, self.name, len(event_ids), shown, why)
 
     async def _call(self, export: Any, batch: Any) -> tuple[Any, str | None]:
         """One export call bounded by ``export_timeout``: (result, None) or (None, error)."""
@@ -142,51 +130,30 @@ class Delivery:
             return None, f"{type(exc).__name__}: {exc}"
 
     async def _send(self, events: Sequence[Any]) -> tuple[Sequence[Any], str | None]:
-        """Export with retries. Returns what is left because nothing went through (the
-        exporter looks down) and the last error. Events an exporter that works keeps
-        refusing are rejected after the retries."""
+        """Export with retries. Returns what is left when the exporter looks down (nothing
+        stored at the last try), and the last error. Events a working exporter keeps
+        naming as failed are rejected after the retries."""
         c = self.coordinator
-        progressed, error = False, None
+        retry: Batch | None = None
         for attempt in range(c.max_retries + 1):
             if attempt:
                 self.stats.retries += 1
                 delay = min(c.max_backoff, c.retry_backoff * 2 ** (attempt - 1))
                 await asyncio.sleep(delay * (0.5 + random.random()))
             result, error = await self._call(self.exporter.export, events)
-            rejected, retry, error = (
-                ((), tuple(events), error) if error else _classify(result, events)
-            )
+            rejected, retry, error = ((), None, error) if error else _classify(result, events)
+            if retry is None:
+                continue
             self.stats.exported += len(events) - len(rejected) - len(retry)
-            progressed = progressed or len(retry) < len(events)
-            await self.reject(entries(rejected, error or "rejected by the exporter"))
+            self.reject([event_label(e) for e in rejected], error or "rejected by the exporter")
             events = retry
             if not events:
                 break
-        if events and progressed:
-            await self.reject(entries(events, f"refused {attempt + 1}x: {error}"))
-            events = ()
-        if not events:
-            self.stats.healthy = True
-        return events, error
-
-    async def _forward(self, payload: bytes) -> tuple[Any, str | None]:
-        """Send outbox bytes: as they are to an exporter that encoded them (it retries on
-        its own), decoded into events to the others. Returns (what is left, error)."""
-        if not self.encoded:
-            return await self._send(await self.coordinator.io(_decode, payload, self.takes_records))
-        result, error = await self._call(self.exporter.export_encoded, payload)
-        if error is None and isinstance(result, ExportResult):
-            if not result.success and not result.rejected_event_ids:
-                error = result.error or "export failed"
-            else:
-                self.stats.exported += result.exported_count
-                lines = payload.decode(errors="replace").splitlines()
-                why = result.error or "rejected by the exporter"
-                ids = result.rejected_event_ids
-                await self.reject([(next((x for x in lines if i in x), i), why) for i in ids])
-        if error is None:
-            self.stats.healthy = True
-        return error is not None, error
+        if retry is None:
+            return events, error
+        self.reject([event_label(e) for e in events], f"refused {attempt + 1}x: {error}")
+        self.stats.healthy = True
+        return (), error
 
     async def _run(self) -> None:
         """Deliver in order: a local exporter's batches from its queue, dropped (and
@@ -197,7 +164,7 @@ class Delivery:
         while True:
             handed = self.handed
             try:
-                rows = await c.io(c.outbox.oldest, self.key, self.take) if self.remote else []
+                rows = await c.io(c.outbox.oldest, self.key, FORWARD_BATCHES) if self.remote else []
             except Exception as exc:  # the outbox file is locked or failing: its rows wait
                 rows, left, error = None, True, f"outbox: {type(exc).__name__}: {exc}"
             if rows == [] and not self.queue:
@@ -210,7 +177,8 @@ class Delivery:
                 continue
             if rows:
                 try:
-                    left, error = await self._forward(b"".join(row.payload for row in rows))
+                    payload = b"".join(row.payload for row in rows)
+                    left, error = await self._send(await c.io(_decode, payload, self.takes_records))
                     if not left:
                         await c.io(c.outbox.done, [row.id for row in rows])
                 except Exception as exc:  # rows kept: sent again, stored once (event_id)

@@ -8,7 +8,6 @@ exporter carries on with the rest of its batch.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -102,6 +101,14 @@ def encode_data(event_id: str, data: Any) -> str:
     return text
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _checked(event: Any) -> tuple[list[str | None], datetime, Any]:
     """The event's text fields, its aware timestamp and its data, or the reason why not."""
     eid = event_label(event)
@@ -120,6 +127,8 @@ def _checked(event: Any) -> tuple[list[str | None], datetime, Any]:
             raise EventEncodeError(eid, f"{name} must be a string, not {type(value).__name__}")
         if "\x00" in value:
             raise EventEncodeError(eid, f"{name} contains a NUL character")
+        if not value.isascii() and not _encodable(value):
+            raise EventEncodeError(eid, f"{name} has invalid Unicode (a lone surrogate)")
         if required and not value:
             raise EventEncodeError(eid, f"{name} is empty")
     if isinstance(ts, str):
@@ -198,17 +207,6 @@ def decode_line(line: str | bytes) -> Event:
     obj["timestamp"] = datetime.fromisoformat(obj["timestamp"])
     obj["data"] = obj.get("data") or {}
     return Event.restore(obj)
-
-
-def safe_repr_line(event: Any, error: str) -> str:
-    """A dead-letter line: as much of the event as can be written, and why it was refused."""
-    fields: dict[str, Any] = {f: getattr(event, f, None) for f in (*_TEXT_FIELDS, "timestamp")}
-    try:
-        fields["data"] = json.loads(encode_data(event_label(event), getattr(event, "data", None)))
-    except EventEncodeError:
-        fields["data_repr"] = repr(getattr(event, "data", None))[:10_000]
-    fields["error"] = error
-    return json.dumps(fields, ensure_ascii=True, default=repr)
 
 
 def split_encoded(

@@ -1,20 +1,17 @@
 """The outbox: batches waiting for a remote destination, in a local SQLite file.
 
-Each batch bound for a remote exporter is written here in one transaction, one row per
-destination, encoded as that destination sends it (PostgreSQL: the lines of a ``COPY``).
-A forwarder per destination sends the rows in order and deletes each once stored; while
-the destination is down, or after the process was killed, they wait for the next forwarder
-(in this process or the next one). Destinations store an event once per ``event_id``, so a
-batch sent again after a lost acknowledgement does no harm. Durability is SQLite's: WAL
-with ``synchronous=NORMAL`` survives a killed process (a power loss may take the last).
-Events refused for good are kept in the ``rejected`` table, with the reason. All methods
-block: the coordinator calls them from its one outbox thread.
+Each batch bound for remote exporters is written here in one transaction, as JSON lines, one
+row per destination. A forwarder per destination sends the rows in order and deletes them
+once stored; while the destination is down, or after the process was killed, they wait for
+the next forwarder (in this process or the next one). Destinations store an event once per
+``event_id``, so a batch sent again after a lost acknowledgement does no harm. Durability is
+SQLite's: WAL with ``synchronous=NORMAL`` survives a killed process (a power loss may take
+the last). All methods block: the coordinator calls them from its one outbox thread.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -23,8 +20,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "destination TEXT NOT NULL, events BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS outbox_destination ON outbox (destination, id)",
-    "CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY, destination TEXT NOT NULL, "
-    "at REAL NOT NULL, error TEXT NOT NULL, event TEXT NOT NULL)",
 )
 
 
@@ -39,7 +34,6 @@ class DestinationStatus(NamedTuple):
     destination: str
     batches: int
     bytes: int
-    rejected: int
 
 
 class Outbox:
@@ -78,23 +72,13 @@ class Outbox:
         with self._db() as conn:
             conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in batch_ids])
 
-    def reject(self, destination: str, entries: Sequence[tuple[str, str]]) -> None:
-        """Keep events refused for good: (the event as text, why)."""
-        now = time.time()
-        with self._db() as conn:
-            conn.executemany(
-                "INSERT INTO rejected (destination, at, error, event) VALUES (?, ?, ?, ?)",
-                [(destination, now, error, event) for event, error in entries],
-            )
-
     def status(self) -> list[DestinationStatus]:
-        """Batches waiting and events rejected, per destination."""
+        """Batches and bytes waiting, per destination."""
         if self._conn is None and not self.path.exists():
             return []
         rows = self._db().execute(
-            "SELECT destination, SUM(n), SUM(b), SUM(r) FROM ("
-            "SELECT destination, 1 AS n, length(events) AS b, 0 AS r FROM outbox UNION ALL "
-            "SELECT destination, 0, 0, 1 FROM rejected) GROUP BY destination ORDER BY destination"
+            "SELECT destination, COUNT(*), SUM(length(events)) FROM outbox "
+            "GROUP BY destination ORDER BY destination"
         )
         return [DestinationStatus(*row) for row in rows]
 

@@ -210,7 +210,7 @@ def outbox(
         Path | None, typer.Option("--path", help="Outbox file (default: in the data dir).")
     ] = None,
 ) -> None:
-    """Batches waiting for remote exporters, and events refused for good, per destination."""
+    """Batches waiting for remote exporters, per destination."""
     from rich.console import Console
     from rich.table import Table
 
@@ -227,15 +227,10 @@ def outbox(
         box.close()
     table = Table(title=f"Analytics outbox ({path})")
     table.add_column("destination")
-    for name in ("batches waiting", "bytes", "rejected events"):
+    for name in ("batches waiting", "bytes"):
         table.add_column(name, justify="right")
     for status in statuses:
-        table.add_row(
-            _redact(status.destination),
-            f"{status.batches:,}",
-            f"{status.bytes:,}",
-            f"{status.rejected:,}",
-        )
+        table.add_row(_redact(status.destination), f"{status.batches:,}", f"{status.bytes:,}")
     Console().print(table if statuses else f"nothing waits in {path}")
 
 

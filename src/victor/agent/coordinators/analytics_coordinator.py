@@ -29,8 +29,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from victor.analytics.delivery import Batch, Delivery, to_models
-from victor.analytics.encoding import EventEncodeError, event_label, safe_repr_line
+from victor.analytics.delivery import Batch, Delivery, json_lines, to_models
+from victor.analytics.encoding import EventEncodeError, rejection_message
 from victor.analytics.exporters.base import BaseAnalyticsExporter
 from victor.analytics.exporters.jsonl import ConsoleAnalyticsExporter
 from victor.analytics.outbox import Outbox
@@ -55,10 +55,10 @@ class AnalyticsCoordinator:
     seconds, whichever comes first, make a batch (0.1 s: a live dashboard within a tenth of a
     second, and little in memory at a crash). ``exporters`` is a plain list: add or
     remove exporters at any time. ``outbox_path`` (default ``Settings().data_dir /
-    "analytics-outbox.db"``, created on first use) holds the batches of remote exporters
-    and the events refused for good; ``outbox=False`` sends to remote exporters directly,
-    dropping (and counting) what fails. ``await flush()`` delivers what is queued; ``await
-    aclose()`` also drains the outbox where the destination is up and shuts exporters down.
+    "analytics-outbox.db"``, created on first use) holds the batches of remote exporters;
+    ``outbox=False`` sends to remote exporters directly, dropping (and counting) what fails.
+    ``await flush()`` delivers what is queued; ``await aclose()`` also drains the outbox
+    where the destination is up and shuts exporters down.
     """
 
     DEFAULT_MAX_QUEUE = 100_000
@@ -212,28 +212,24 @@ class AnalyticsCoordinator:
 
     async def _to_outbox(self, batch: Batch, remote: list[Delivery]) -> None:
         try:
-            refused = await self.io(self._write_outbox, batch, remote)
+            bad = await self.io(self._write_outbox, batch, [d.key for d in remote])
         except Exception as exc:
             for delivery in remote:
                 self.count_drop(delivery.stats, len(batch), f"the outbox failed: {exc}")
             return
-        by_id = {event_label(e): e for e in batch}
-        for delivery, bad in zip(remote, refused, strict=True):
+        for delivery in remote:
             delivery.stats.outboxed += len(batch) - len(bad)
             delivery.handed_over()
-            await delivery.reject(
-                [(safe_repr_line(by_id.get(e.event_id), str(e)), str(e)) for e in bad]
-            )
+            if bad:
+                delivery.reject([e.event_id for e in bad], rejection_message(bad))
 
-    def _write_outbox(self, batch: Batch, remote: list[Delivery]) -> list[list[EventEncodeError]]:
-        """Each destination's encoding of the batch, in one transaction (on the outbox
-        thread); returns the events each could not encode."""
-        encoded: dict[Any, tuple[bytes, list[EventEncodeError]]] = {}
-        for delivery in remote:
-            if delivery.encode not in encoded:
-                encoded[delivery.encode] = delivery.encode(batch)
-        self.outbox.put([(d.key, encoded[d.encode][0]) for d in remote if encoded[d.encode][0]])
-        return [encoded[d.encode][1] for d in remote]
+    def _write_outbox(self, batch: Batch, keys: list[str]) -> list[EventEncodeError]:
+        """The batch as JSON lines, one row per destination, in one transaction (on the
+        outbox thread); returns the errors of the events that cannot be encoded."""
+        payload, bad = json_lines(batch)
+        if payload:
+            self.outbox.put([(key, payload) for key in keys])
+        return bad
 
     @property
     def outbox(self) -> Outbox:

@@ -1,7 +1,8 @@
-"""The events table, the same in SQLite and PostgreSQL, and its numbered migrations.
+"""The events table, the same in SQLite and PostgreSQL.
 
-Each store records the migrations it applied in ``<table>_schema_version``; an exporter
-applies the missing ones when it first connects, so upgrading Victor upgrades the table.
+The schema is a list of idempotent statements (``IF NOT EXISTS``) run when an exporter
+first connects; a new version of Victor appends to it, so upgrading Victor upgrades the
+table. Names are checked, never interpolated as given.
 """
 
 from __future__ import annotations
@@ -9,31 +10,25 @@ from __future__ import annotations
 import re
 
 DEFAULT_TABLE = "victor_analytics_events"
+#: Names derived from the table's (indexes, view) add at most this many characters, and
+#: PostgreSQL truncates names past 63: the table's name is at most 55.
+_LONGEST_SUFFIX = len("_type_ts")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def ident(name: str) -> str:
-    """A quoted SQL identifier; names are checked, never interpolated as given."""
+    """A quoted SQL identifier."""
     if not _IDENT.match(name):
         raise ValueError(f"invalid SQL identifier {name!r}: use letters, digits and _")
     return f'"{name}"'
 
 
-#: The longest suffix of a name derived from the table's (indexes, view, migrations).
-_LONGEST_SUFFIX = "_schema_version"
-
-
 def check_table(table: str) -> str:
-    """Check a table name and every name derived from it (PostgreSQL truncates names
-    past 63 bytes, so a long table name would break its ``_schema_version`` table):
-    a clear error when the exporter is built, not a failure at every export."""
+    """A clear error when the exporter is built, not a failure at every export."""
     ident(table)
-    if len(table + _LONGEST_SUFFIX) > 63:
-        raise ValueError(
-            f"table name {table!r} is too long: {len(table)} characters, at most "
-            f"{63 - len(_LONGEST_SUFFIX)} (the migrations table "
-            f"{table + _LONGEST_SUFFIX!r} must fit in 63 characters)"
-        )
+    if len(table) + _LONGEST_SUFFIX > 63:
+        limit = 63 - _LONGEST_SUFFIX
+        raise ValueError(f"table name {table!r} is too long: at most {limit} characters")
     return table
 
 
@@ -58,32 +53,26 @@ def _columns(text: str, real: str, integer: str, boolean: str, ts: str, json: st
     """
 
 
-def sqlite_migrations(table: str) -> list[list[str]]:
-    """Statements of each SQLite migration; ``ts`` is Unix seconds (REAL)."""
+def sqlite_schema(table: str) -> list[str]:
+    """``ts`` is Unix seconds (REAL). One index: an index on (type, ts) halves the insert
+    rate, and reports scan a time range anyway. The view shows readable times."""
     t = ident(table)
     cols = _columns("TEXT", "REAL", "INTEGER", "INTEGER", "REAL", "TEXT")
     return [
-        [
-            f"CREATE TABLE IF NOT EXISTS {t} ({cols})",
-            f"CREATE INDEX IF NOT EXISTS {ident(table + '_ts')} ON {t} (ts)",
-        ],
-        # A view with readable times for ad-hoc SQL. (No second index: an index on
-        # (type, ts) halves the insert rate, and reports scan a time range anyway.)
-        [
-            f"CREATE VIEW IF NOT EXISTS {ident(table + '_v')} AS "
-            f"SELECT strftime('%Y-%m-%dT%H:%M:%fZ', ts, 'unixepoch') AS time, * FROM {t}"
-        ],
+        f"CREATE TABLE IF NOT EXISTS {t} ({cols})",
+        f"CREATE INDEX IF NOT EXISTS {ident(table + '_ts')} ON {t} (ts)",
+        f"CREATE VIEW IF NOT EXISTS {ident(table + '_v')} AS "
+        f"SELECT strftime('%Y-%m-%dT%H:%M:%fZ', ts, 'unixepoch') AS time, * FROM {t}",
     ]
 
 
-def postgres_migrations(schema: str, table: str) -> list[list[str]]:
-    """Statements of each PostgreSQL migration."""
+def postgres_schema(schema: str, table: str) -> tuple[list[str], str]:
+    """The statements, and the name of the object the last one creates: when it exists,
+    the table is up to date and nothing needs running."""
     t = f"{ident(schema)}.{ident(table)}"
     cols = _columns("text", "double precision", "bigint", "boolean", "timestamptz", "jsonb")
     return [
-        [
-            f"CREATE TABLE IF NOT EXISTS {t} ({cols})",
-            f"CREATE INDEX IF NOT EXISTS {ident(table + '_ts')} ON {t} (ts)",
-        ],
-        [f"CREATE INDEX IF NOT EXISTS {ident(table + '_type_ts')} ON {t} (type, ts)"],
-    ]
+        f"CREATE TABLE IF NOT EXISTS {t} ({cols})",
+        f"CREATE INDEX IF NOT EXISTS {ident(table + '_ts')} ON {t} (ts)",
+        f"CREATE INDEX IF NOT EXISTS {ident(table + '_type_ts')} ON {t} (type, ts)",
+    ], f"{ident(schema)}.{ident(table + '_type_ts')}"

@@ -36,11 +36,6 @@ class BaseAnalyticsExporter(IAnalyticsExporter):
     exporter that reads events only through their attributes (never ``model_dump``) sets
     ``takes_records = True`` and receives the chat loop's records unconverted.
 
-    A remote exporter may also keep its own encoding in the outbox, so that forwarding a
-    batch is sending bytes as they are: it defines ``encode_batch(events)`` (returning the
-    payload, one line per event, and the :class:`EventEncodeError` of events it cannot
-    take) and ``async export_encoded(payload)``, as the PostgreSQL exporter does. Without
-    them the outbox keeps JSON lines, turned back into events for :meth:`export`.
     An exporter whose calls block (a synchronous driver) runs them with
     ``asyncio.to_thread`` (or see :class:`BlockingWriteExporter`).
     """

@@ -7,45 +7,24 @@ import sqlite3
 from pathlib import Path
 
 from victor.analytics.encoding import COLUMNS, encode_row, split_encoded
-from victor.analytics.exporters._schema import (
-    DEFAULT_TABLE,
-    check_table,
-    ident,
-    sqlite_migrations,
-)
+from victor.analytics.exporters._schema import DEFAULT_TABLE, check_table, ident, sqlite_schema
 from victor.analytics.exporters.base import BlockingWriteExporter, partial_result
 from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 
 def open_sqlite(path: Path, table: str, *, timeout: float = 30.0) -> sqlite3.Connection:
-    """Open (creating and migrating) an analytics database. WAL lets reports read while
-    the exporter writes; ``synchronous=NORMAL`` is durable across process crashes."""
+    """Open (creating the table if needed) an analytics database. WAL lets reports read
+    while the exporter writes; ``synchronous=NORMAL`` is durable across process crashes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: fewer page reads as the table grows
-    migrate_sqlite(conn, table)
+    conn.execute("BEGIN IMMEDIATE")
+    with conn:  # one transaction: commits, or rolls back on an error
+        for statement in sqlite_schema(table):
+            conn.execute(statement)
     return conn
-
-
-def migrate_sqlite(conn: sqlite3.Connection, table: str) -> int:
-    """Apply the missing migrations; returns the schema version."""
-    versions = ident(table + "_schema_version")
-    migrations = sqlite_migrations(table)
-    conn.execute("BEGIN IMMEDIATE")  # one migrating process at a time
-    with conn:  # commits, or rolls back on an error
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {versions} (version INTEGER PRIMARY KEY, "
-            "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-        )
-        current = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {versions}").fetchone()[0]
-        for version, statements in enumerate(migrations, start=1):
-            if version > current:
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute(f"INSERT INTO {versions} (version) VALUES (?)", (version,))
-    return len(migrations)
 
 
 class SQLiteAnalyticsExporter(BlockingWriteExporter):
