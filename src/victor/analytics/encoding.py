@@ -206,7 +206,7 @@ def decode_line(line: str | bytes) -> Event:
         raise ValueError("not an analytics event line")
     obj["timestamp"] = datetime.fromisoformat(obj["timestamp"])
     obj["data"] = obj.get("data") or {}
-    return Event.restore(obj)
+    return Event(**obj)
 
 
 def split_encoded(

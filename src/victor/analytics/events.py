@@ -12,7 +12,7 @@ background (:meth:`Event.to_model`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,50 +75,32 @@ class Scope:
     turn_id: str | None = None
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
 class Event:
     """One analytics event as the chat loop builds it (the fields of ``AnalyticsEvent``)."""
 
-    __slots__ = (
-        "data",
-        "event_id",
-        "experiment",
-        "session_id",
-        "tenant_id",
-        "timestamp",
-        "type",
-        "variant",
-    )
-
-    def __init__(self, type: str, scope: Scope, data: dict[str, Any]) -> None:
-        self.event_id = new_event_id()
-        self.type = type
-        self.session_id = scope.session_id
-        self.data = data
-        self.timestamp = datetime.now(UTC)
-        self.tenant_id = scope.tenant_id
-        self.experiment = scope.experiment
-        self.variant = scope.variant
-
-    @classmethod
-    def restore(cls, fields: dict[str, Any]) -> Event:
-        """An event back from its stored fields (the outbox, JSON lines)."""
-        event = cls.__new__(cls)
-        for name in cls.__slots__:
-            setattr(event, name, fields.get(name))
-        return event
+    type: str
+    session_id: str | None
+    data: dict[str, Any]
+    tenant_id: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    event_id: str = field(default_factory=new_event_id)
+    timestamp: datetime = field(default_factory=_now)
 
     def to_model(self) -> AnalyticsEvent:
         """The public pydantic event, with the same values (not validated again)."""
         return AnalyticsEvent.model_construct(**{f: getattr(self, f) for f in self.__slots__})
 
-    def __repr__(self) -> str:
-        return f"Event({self.type!r}, {self.event_id!r}, session_id={self.session_id!r})"
-
 
 def _event(type: EventType, scope: Scope, data: dict[str, Any]) -> Event:
     if scope.turn_id is not None:
         data[TURN_ID] = scope.turn_id
-    return Event(type, scope, data)
+    return Event(type, scope.session_id, data, scope.tenant_id, scope.experiment, scope.variant)
 
 
 def session_start(scope: Scope) -> Event:
