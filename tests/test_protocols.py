@@ -114,3 +114,16 @@ def test_ids_differ_in_forked_children():
             children.append(set(pipe.read().split()))
         os.waitpid(pid, 0)
     assert not children[0] & children[1]
+
+
+def test_sql_names_are_checked_once_for_every_store():
+    from victor.errors import ConfigError
+    from victor.protocols.sql import check_ident, quote_ident
+
+    assert quote_ident("victor_events") == '"victor_events"'
+    assert check_ident("t" * 63) == "t" * 63
+    for bad in ("x; DROP TABLE y", "1abc", "", "a-b", 'a"b', "t" * 64, None):
+        with pytest.raises(ConfigError, match="must be a plain SQL identifier"):
+            check_ident(bad, "table")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="table_prefix 'p' .* at most 0 characters"):
+        check_ident("p", "table_prefix", max_length=0)

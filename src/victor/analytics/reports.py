@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.analytics.events import CHAT_COMPLETE, ERROR, LLM_REQUEST, TOKEN_USAGE, TOOL_CALL
-from victor.analytics.exporters._schema import DEFAULT_TABLE, ident
+from victor.analytics.table import DEFAULT_TABLE
+from victor.protocols.sql import quote_ident
 
 DIMENSIONS = {
     "model": "model",
@@ -138,7 +139,7 @@ class AnalyticsReader(ABC):
     placeholder = "?"  # numbered: ?1 (SQLite), $1 (PostgreSQL)
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
-        self.table, self.target = table, ident(table)
+        self.table, self.target = table, quote_ident(table)
 
     @staticmethod
     def from_url(url: str | Path, *, table: str | None = None) -> AnalyticsReader:
@@ -301,7 +302,7 @@ class PostgresReader(AnalyticsReader):
         self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE, max_size: int = 4
     ) -> None:
         super().__init__(table)
-        self.target = f"{ident(schema)}.{self.target}"
+        self.target = f"{quote_ident(schema)}.{self.target}"
         self.dsn, self.schema, self.max_size = dsn, schema, max(1, max_size)
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()

@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
-from victor.analytics.exporters._schema import DEFAULT_TABLE, ident
 from victor.analytics.reports import AnalyticsReader, PostgresReader
+from victor.analytics.table import DEFAULT_TABLE
+from victor.protocols.sql import quote_ident
 
 _FIELDS = "event_id, type, session_id, tenant_id, experiment, variant"
 
@@ -59,7 +60,7 @@ class EventStore:
         conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=30.0)
         try:
             rows = conn.execute(
-                f"SELECT {_FIELDS}, ts, data FROM {ident(self._table)} WHERE ts >= ? "
+                f"SELECT {_FIELDS}, ts, data FROM {quote_ident(self._table)} WHERE ts >= ? "
                 "ORDER BY ts DESC LIMIT ?",
                 (ts, limit),
             ).fetchall()
@@ -79,7 +80,7 @@ class EventStore:
         async with self._lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(pg.dsn, min_size=0, max_size=2, timeout=10)
-        table = f"{ident(pg.schema)}.{ident(pg.table)}"
+        table = f"{quote_ident(pg.schema)}.{quote_ident(pg.table)}"
         try:
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(

@@ -19,7 +19,8 @@ from victor.analytics.events import (
     TOKEN_USAGE,
     TOOL_CALL,
 )
-from victor.analytics.exporters._schema import DEFAULT_TABLE, ident
+from victor.analytics.table import DEFAULT_TABLE
+from victor.protocols.sql import quote_ident
 
 _SESSIONS_SQL = f"""
 SELECT session_id, MAX(variant),
@@ -59,7 +60,7 @@ def _read_sqlite(where: str | Path, table: str, name: str) -> ExperimentEvents:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
     try:
         run = [
-            conn.execute(sql.format(table=ident(table), p="?"), (name,)).fetchall()
+            conn.execute(sql.format(table=quote_ident(table), p="?"), (name,)).fetchall()
             for sql in (_SESSIONS_SQL, _TURNS_SQL, _OUTCOMES_SQL)
         ]
     except sqlite3.OperationalError as exc:
@@ -78,7 +79,7 @@ async def _read_postgres(url: str, name: str) -> ExperimentEvents:
 
     reader = AnalyticsReader.from_url(url)
     assert isinstance(reader, PostgresReader)
-    table = f"{ident(reader.schema)}.{ident(reader.table)}"
+    table = f"{quote_ident(reader.schema)}.{quote_ident(reader.table)}"
     conn = await asyncpg.connect(reader.dsn, timeout=10)
     try:
         run = []

@@ -16,16 +16,14 @@ the pool's old connections are dropped, and later turns work again.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from victor.errors import ConfigError, SessionConflictError, SessionStoreError
 from victor.protocols import ISessionStore, Message, StoredSession
+from victor.protocols.sql import check_ident
 from victor.protocols.tenancy import tenant_of
 from victor.sessions.cache import HistoryCache
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
 
 async def _end_transaction(conn: Any) -> None:
@@ -51,9 +49,8 @@ class PostgresSessionStore(ISessionStore):
         cache_size: int = 10_000,
         command_timeout: float = 30.0,
     ) -> None:
-        for what, name in (("schema", schema), ("table_prefix", table_prefix)):
-            if not _NAME.match(name):
-                raise ConfigError(f"PostgreSQL {what} {name!r} must be a plain SQL identifier")
+        check_ident(schema, "PostgreSQL schema")
+        check_ident(table_prefix, "PostgreSQL table_prefix", max_length=41)
         self.dsn = dsn
         self.schema = schema
         self.min_pool_size = min_pool_size

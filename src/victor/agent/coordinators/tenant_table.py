@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from victor.errors import ConfigError
+from victor.protocols.sql import check_ident
 
 logger = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -53,8 +53,7 @@ class TenantTable:
         max_cached: int = 10_000,
     ) -> None:
         for what, name in (("table", table), ("column", column), ("schema", schema)):
-            if not _NAME.match(name):
-                raise ConfigError(f"{what} {name!r} must be a plain SQL identifier")
+            check_ident(name, what)
         if ttl < 0:
             raise ConfigError(f"ttl must be >= 0 seconds, not {ttl}")
         self.postgres = is_postgres_dsn(dsn_or_path)

@@ -12,14 +12,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.analytics.encoding import COLUMNS, EventEncodeError, encode_row, split_encoded
-from victor.analytics.exporters._schema import (
-    DEFAULT_TABLE,
-    check_table,
-    ident,
-    postgres_schema,
-)
 from victor.analytics.exporters.base import BaseAnalyticsExporter, partial_result
+from victor.analytics.table import DEFAULT_TABLE, check_table, postgres_schema
 from victor.protocols.analytics import AnalyticsEvent, ExportResult
+from victor.protocols.sql import quote_ident
 
 try:
     import asyncpg
@@ -66,8 +62,8 @@ async def migrate_postgres(conn: asyncpg.Connection, schema: str, table: str) ->
     async with conn.transaction():
         lock_key = int.from_bytes(hashlib.sha1(f"{schema}.{table}".encode()).digest()[:8], "big")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key - (1 << 63))
-        if await conn.fetchval("SELECT to_regnamespace($1)", ident(schema)) is None:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+        if await conn.fetchval("SELECT to_regnamespace($1)", quote_ident(schema)) is None:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         for statement in statements:
             await conn.execute(statement)
 
@@ -105,7 +101,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         name: str | None = None,
         migrate: bool = True,
     ) -> None:
-        ident(schema)
+        quote_ident(schema)
         check_table(table)
         self.dsn, self.schema, self.table, self.migrate = dsn, schema, table, migrate
         self.destination = f"{redact_dsn(dsn)}#{schema}.{table}"
@@ -118,7 +114,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         self._pool: asyncpg.Pool | None = None
         self._ready = False
         self._lock = asyncio.Lock()
-        target = f"{ident(schema)}.{ident(table)}"
+        target = f"{quote_ident(schema)}.{quote_ident(table)}"
         cols = ", ".join(COLUMNS)
         digest = hashlib.sha1(f"{schema}.{table}".encode()).hexdigest()[:12]
         self._stage = f"victor_stage_{digest}"

@@ -7,9 +7,10 @@ import sqlite3
 from pathlib import Path
 
 from victor.analytics.encoding import COLUMNS, encode_row, split_encoded
-from victor.analytics.exporters._schema import DEFAULT_TABLE, check_table, ident, sqlite_schema
 from victor.analytics.exporters.base import BlockingWriteExporter, partial_result
+from victor.analytics.table import DEFAULT_TABLE, check_table, sqlite_schema
 from victor.protocols.analytics import AnalyticsEvent, ExportResult
+from victor.protocols.sql import quote_ident
 
 
 def open_sqlite(path: Path, table: str, *, timeout: float = 30.0) -> sqlite3.Connection:
@@ -57,9 +58,9 @@ class SQLiteAnalyticsExporter(BlockingWriteExporter):
         if name:
             self.name = name
         self._conn: sqlite3.Connection | None = None
-        placeholders = ", ".join("?" for _ in COLUMNS)
+        columns, placeholders = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
         self._insert = (
-            f"INSERT OR IGNORE INTO {ident(table)} ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+            f"INSERT OR IGNORE INTO {quote_ident(table)} ({columns}) VALUES ({placeholders})"
         )
 
     def _export(self, events: list[AnalyticsEvent]) -> ExportResult:

@@ -7,29 +7,17 @@ table. Names are checked, never interpolated as given.
 
 from __future__ import annotations
 
-import re
+from victor.protocols.sql import MAX_LENGTH, check_ident, quote_ident
 
 DEFAULT_TABLE = "victor_analytics_events"
-#: Names derived from the table's (indexes, view) add at most this many characters, and
-#: PostgreSQL truncates names past 63: the table's name is at most 55.
+#: Names derived from the table's (indexes, view) add at most this many characters.
 _LONGEST_SUFFIX = len("_type_ts")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-def ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    if not _IDENT.match(name):
-        raise ValueError(f"invalid SQL identifier {name!r}: use letters, digits and _")
-    return f'"{name}"'
 
 
 def check_table(table: str) -> str:
-    """A clear error when the exporter is built, not a failure at every export."""
-    ident(table)
-    if len(table) + _LONGEST_SUFFIX > 63:
-        limit = 63 - _LONGEST_SUFFIX
-        raise ValueError(f"table name {table!r} is too long: at most {limit} characters")
-    return table
+    """A clear error when the exporter is built, not a failure at every export. Derived
+    names must fit too: PostgreSQL would truncate them."""
+    return check_ident(table, "table", max_length=MAX_LENGTH - _LONGEST_SUFFIX)
 
 
 def _columns(text: str, real: str, integer: str, boolean: str, ts: str, json: str) -> str:
@@ -56,12 +44,12 @@ def _columns(text: str, real: str, integer: str, boolean: str, ts: str, json: st
 def sqlite_schema(table: str) -> list[str]:
     """``ts`` is Unix seconds (REAL). One index: an index on (type, ts) halves the insert
     rate, and reports scan a time range anyway. The view shows readable times."""
-    t = ident(table)
+    t = quote_ident(table)
     cols = _columns("TEXT", "REAL", "INTEGER", "INTEGER", "REAL", "TEXT")
     return [
         f"CREATE TABLE IF NOT EXISTS {t} ({cols})",
-        f"CREATE INDEX IF NOT EXISTS {ident(table + '_ts')} ON {t} (ts)",
-        f"CREATE VIEW IF NOT EXISTS {ident(table + '_v')} AS "
+        f"CREATE INDEX IF NOT EXISTS {quote_ident(table + '_ts')} ON {t} (ts)",
+        f"CREATE VIEW IF NOT EXISTS {quote_ident(table + '_v')} AS "
         f"SELECT strftime('%Y-%m-%dT%H:%M:%fZ', ts, 'unixepoch') AS time, * FROM {t}",
     ]
 
@@ -69,10 +57,10 @@ def sqlite_schema(table: str) -> list[str]:
 def postgres_schema(schema: str, table: str) -> tuple[list[str], str]:
     """The statements, and the name of the object the last one creates: when it exists,
     the table is up to date and nothing needs running."""
-    t = f"{ident(schema)}.{ident(table)}"
+    t = f"{quote_ident(schema)}.{quote_ident(table)}"
     cols = _columns("text", "double precision", "bigint", "boolean", "timestamptz", "jsonb")
     return [
         f"CREATE TABLE IF NOT EXISTS {t} ({cols})",
-        f"CREATE INDEX IF NOT EXISTS {ident(table + '_ts')} ON {t} (ts)",
-        f"CREATE INDEX IF NOT EXISTS {ident(table + '_type_ts')} ON {t} (type, ts)",
-    ], f"{ident(schema)}.{ident(table + '_type_ts')}"
+        f"CREATE INDEX IF NOT EXISTS {quote_ident(table + '_ts')} ON {t} (ts)",
+        f"CREATE INDEX IF NOT EXISTS {quote_ident(table + '_type_ts')} ON {t} (type, ts)",
+    ], f"{quote_ident(schema)}.{quote_ident(table + '_type_ts')}"
