@@ -1,6 +1,8 @@
 import uuid
 from datetime import date
 
+import pytest
+
 from victor.pricing import PriceTable
 from victor.protocols import AnalyticsEvent, PromptContext, Usage, new_event_id
 from victor.protocols.analytics import new_session_id
@@ -125,5 +127,5 @@ def test_sql_names_are_checked_once_for_every_store():
     for bad in ("x; DROP TABLE y", "1abc", "", "a-b", 'a"b', "t" * 64, None):
         with pytest.raises(ConfigError, match="must be a plain SQL identifier"):
             check_ident(bad, "table")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="table_prefix 'p' .* at most 0 characters"):
+    with pytest.raises(ConfigError, match=r"table_prefix 'p' .* at most 0 characters"):
         check_ident("p", "table_prefix", max_length=0)
