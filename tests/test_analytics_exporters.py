@@ -187,7 +187,10 @@ async def test_opentelemetry_spans_and_metrics_follow_genai_conventions():
     tokens = metrics["gen_ai.client.token.usage"]
     kinds = {p.attributes["gen_ai.token.type"]: p.sum for p in tokens.data.data_points}
     assert kinds == {"input": 100, "output": 20}
-    assert metrics["gen_ai.client.operation.duration"].unit == "s"
+    duration = metrics["gen_ai.client.operation.duration"]
+    assert duration.unit == "s"
+    seconds = {p.attributes["gen_ai.operation.name"]: p.sum for p in duration.data.data_points}
+    assert seconds == pytest.approx({"chat": 0.25, "execute_tool": 0.012})
     cost = metrics["victor.gen_ai.cost"].data.data_points[0]
     assert cost.value == pytest.approx(0.0005)
 

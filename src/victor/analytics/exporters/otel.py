@@ -28,8 +28,8 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _strings(data: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: data[k] for k in keys if isinstance(data.get(k), str)}
+def _strings(pairs: Any) -> dict[str, str]:
+    return {key: value for key, value in pairs if isinstance(value, str)}
 
 
 class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
@@ -68,7 +68,6 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
         self._duration = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
         self._cost = meter.create_counter("victor.gen_ai.cost", unit="USD")
         self._unpriced = meter.create_counter("victor.gen_ai.unpriced_calls", unit="{call}")
-        self._tool_duration = meter.create_histogram("victor.tool.duration", unit="s")
 
     async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
         # Off the loop: the SDK's span processors may export synchronously (a
@@ -88,26 +87,27 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
         kind, data, ts = event.type, event.data, event.timestamp
         if not isinstance(kind, str) or not isinstance(data, dict) or not isinstance(ts, datetime):
             raise ValueError("type must be a string, data a dict and timestamp a datetime")
-        attrs: dict[str, Any] = {"victor.event.type": kind}
-        for key, value in (
-            (ev.CONVERSATION_ID, event.session_id),
-            ("victor.tenant.id", event.tenant_id),
-            ("victor.experiment", event.experiment),
-            ("victor.variant", event.variant),
-        ):
-            if isinstance(value, str):
-                attrs[key] = value
-        end_ns = int(ts.timestamp() * 1e9)
-        model = {_OPERATION: "chat", **_strings(data, ev.MODEL, ev.PROVIDER)}
+        attrs: dict[str, Any] = {"victor.event.type": kind} | _strings(
+            [
+                (ev.CONVERSATION_ID, event.session_id),
+                ("victor.tenant.id", event.tenant_id),
+                ("victor.experiment", event.experiment),
+                ("victor.variant", event.variant),
+            ]
+        )
+        model = {_OPERATION: "chat"} | _strings((k, data.get(k)) for k in (ev.MODEL, ev.PROVIDER))
+        latency = _number(data.get(ev.LATENCY_MS)) or _number(data.get(ev.DURATION_MS))
+        seconds = (latency or 0.0) / 1e3
+        end = int(ts.timestamp() * 1e9)
         if kind == ev.LLM_REQUEST:
             for key in (ev.INPUT_TOKENS, ev.OUTPUT_TOKENS, ev.CACHED_INPUT_TOKENS):
                 if (value := _number(data.get(key))) is not None:
                     attrs[key] = int(value)
             if isinstance(reasons := data.get(ev.FINISH_REASONS), list | tuple):
                 attrs[ev.FINISH_REASONS] = [str(r) for r in reasons]
-            self._span(f"chat {data.get(ev.MODEL) or ''}".strip(), attrs | model, data, end_ns)
-            if (latency := _number(data.get(ev.LATENCY_MS))) is not None:
-                self._duration.record(latency / 1000.0, model)
+            self._span(f"chat {data.get(ev.MODEL) or ''}".strip(), attrs | model, seconds, end)
+            if latency is not None:
+                self._duration.record(seconds, model)
         elif kind == ev.TOKEN_USAGE:
             for key, token_type in ((ev.INPUT_TOKENS, "input"), (ev.OUTPUT_TOKENS, "output")):
                 if (value := _number(data.get(key))) is not None:
@@ -119,42 +119,32 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
         elif kind == ev.TOOL_CALL:
             tool = str(data.get(ev.TOOL_NAME) or data.get(ev.TOOL) or "tool")
             attrs |= {_OPERATION: "execute_tool", ev.TOOL_NAME: tool}
-            attrs |= _strings(data, ev.TOOL_CALL_ID)
+            attrs |= _strings([(ev.TOOL_CALL_ID, data.get(ev.TOOL_CALL_ID))])
             failed = data.get(ev.IS_ERROR) is True
             if failed:
                 attrs["error.type"] = "tool_error"
-            self._span(
-                f"execute_tool {tool}", attrs, data, end_ns, self._error() if failed else None
-            )
-            if (duration := _number(data.get(ev.DURATION_MS))) is not None:
-                self._tool_duration.record(duration / 1000.0, {ev.TOOL_NAME: tool})
+            status = self._error() if failed else None
+            self._span(f"execute_tool {tool}", attrs, seconds, end, status)
+            if latency is not None:
+                self._duration.record(seconds, {_OPERATION: "execute_tool", ev.TOOL_NAME: tool})
         elif kind == ev.CHAT_COMPLETE:
             attrs |= {_OPERATION: "invoke_agent", "gen_ai.agent.name": self.agent_name}
-            self._span(f"invoke_agent {self.agent_name}", attrs, data, end_ns)
+            self._span(f"invoke_agent {self.agent_name}", attrs, seconds, end)
         elif kind == ev.ERROR:
             attrs["error.type"] = str(data.get(ev.ERROR_TYPE) or "error")
-            if isinstance(data.get(ev.STAGE), str):
-                attrs["victor.error.stage"] = data[ev.STAGE]
+            attrs |= _strings([("victor.error.stage", data.get(ev.STAGE))])
             status = self._error(str(data.get(ev.MESSAGE) or "")[:500])
-            self._span("victor.error", attrs, {}, end_ns, status)
+            self._span("victor.error", attrs, 0.0, end, status)
 
     def _span(
-        self,
-        name: str,
-        attrs: dict[str, Any],
-        data: dict[str, Any],
-        end_ns: int,
-        status: Any = None,
+        self, name: str, attrs: dict[str, Any], seconds: float, end: int, status: Any = None
     ) -> None:
-        latency = _number(data.get(ev.LATENCY_MS)) or _number(data.get(ev.DURATION_MS)) or 0.0
+        """A finished span: the event's time is its end, its latency its duration."""
         kind = self._kind.CLIENT if attrs.get(_OPERATION) == "chat" else self._kind.INTERNAL
+        start = end - int(max(seconds, 0.0) * 1e9)
         span = self._tracer.start_span(
-            name,
-            context=self._root,
-            kind=kind,
-            attributes=attrs,
-            start_time=end_ns - int(max(latency, 0.0) * 1e6),
+            name, context=self._root, kind=kind, attributes=attrs, start_time=start
         )
         if status is not None:
             span.set_status(status)
-        span.end(end_time=end_ns)
+        span.end(end_time=end)
