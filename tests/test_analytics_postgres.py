@@ -77,6 +77,11 @@ async def test_schema_is_created_and_brought_up_to_date(pg):
     assert (await again.export([event(1)])).success
     assert await conn.fetchval("SELECT to_regclass($1)", index)
     assert await counts(conn, schema) == (2, 2)
+    # Dropped under a running exporter: that export fails, the next one creates it again.
+    await conn.execute(f'DROP TABLE "{schema}".{TABLE}')
+    assert not (await again.export([event(2)])).success
+    assert (await again.export([event(2)])).success
+    assert await counts(conn, schema) == (1, 1)
     await again.shutdown()
 
 

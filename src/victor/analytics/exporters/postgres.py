@@ -24,17 +24,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "PostgreSQLAnalyticsExporter needs asyncpg: pip install 'victor-orchestrator[postgres]'"
     ) from exc
 
-#: A lost or cut connection (also in the middle of a COPY): the next try gets a fresh pool.
-_CONNECTION_ERRORS = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
-_MISSING = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError)
 #: One bad row (or a constraint added by hand) fails the whole COPY.
 _BAD_ROW = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
@@ -76,8 +65,8 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     restart loses nothing. A batch is COPYed (asyncpg's binary ``copy_records_to_table``)
     into a temporary table and moved with ``INSERT ... ON CONFLICT (event_id) DO
     NOTHING``, in one transaction: a batch sent twice (a retry after a lost commit
-    acknowledgement, an outbox replay) is stored once. After a connection error the next
-    export gets a fresh pool.
+    acknowledgement, an outbox replay) is stored once. After a failure the next export
+    gets a fresh pool.
 
     ``migrate=False`` never runs DDL: for a role that may only write to a table a DBA
     created (with :func:`migrate_postgres`). Even with the default ``True``, an up-to-date
@@ -158,10 +147,9 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
                 except _BAD_ROW:  # find the bad rows, store the others
                     refused = await self._write_one_by_one(conn, rows)
         except Exception as exc:
-            if isinstance(exc, _MISSING):
-                self._ready = False  # dropped under us: created again on the next try
-            if isinstance(exc, _CONNECTION_ERRORS):
-                await self._reset_pool()  # every pooled connection is suspect
+            # A cut connection, a server restart, a table dropped under us: the next try
+            # starts afresh, with a new pool and the table checked again.
+            await self._reset_pool()
             # Nothing was stored: no ids, so the whole batch is sent again (events that
             # cannot be encoded are found again then).
             return ExportResult(success=False, error=f"PostgreSQL: {type(exc).__name__}: {exc}")
@@ -186,7 +174,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
 
     async def _reset_pool(self) -> None:
         async with self._lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._ready = self._pool, None, False
         if pool is not None:
             self.pool_resets += 1
             pool.terminate()
