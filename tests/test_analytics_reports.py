@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from victor.analytics import AnalyticsReader, SQLiteAnalyticsExporter
 from victor.analytics.events import INPUT_TOKENS, MODEL, OUTPUT_TOKENS
-from victor.analytics.reports import SQLiteReader, parse_duration, parse_since
+from victor.analytics.reports import PostgresReader, SQLiteReader, parse_duration, parse_since
 from victor.cli.analytics import app
 from victor.protocols import AnalyticsEvent
 
@@ -81,7 +81,7 @@ async def test_summary_by_tool_tenant_and_variant(db):
     assert variants[("e1", "treatment")].unpriced == 2
 
 
-async def test_totals_timeseries_and_window(db):
+async def test_totals_buckets_and_window(db):
     reader = SQLiteReader(db)
     total = await reader.totals("24h")
     assert total.events == 24 and total.turns == 4
@@ -89,7 +89,7 @@ async def test_totals_timeseries_and_window(db):
     assert total.errors == 2 and total.error_rate == pytest.approx(2 / 15)
     assert (await reader.totals("7d")).events == 25
     assert (await reader.totals("1m")).events == 0
-    series = await reader.timeseries("4d", bucket="1d")
+    series = await reader.summary("4d", by="bucket", bucket="1d")
     assert sum(r.events for r in series) == 25
     assert all(isinstance(r.key[0], datetime) for r in series)
     assert [r.key for r in series] == sorted(r.key for r in series)
@@ -106,9 +106,9 @@ async def test_reader_errors_are_clear(tmp_path, db):
 
 def test_from_url_and_parsing():
     pg = AnalyticsReader.from_url("postgresql://u@h:5/db?schema=s1&table=t1&sslmode=disable")
-    assert (pg.schema, pg.table, pg.dialect) == ("s1", "t1", "postgresql")
+    assert isinstance(pg, PostgresReader) and (pg.schema, pg.table) == ("s1", "t1")
     assert "schema" not in pg.dsn and "sslmode=disable" in pg.dsn
-    assert AnalyticsReader.from_url("/tmp/a.db").dialect == "sqlite"
+    assert isinstance(AnalyticsReader.from_url("/tmp/a.db"), SQLiteReader)
     assert parse_duration("90s") == timedelta(seconds=90)
     assert parse_duration("2w") == timedelta(days=14)
     now = datetime(2026, 11, 25, tzinfo=UTC)

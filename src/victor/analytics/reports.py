@@ -135,7 +135,6 @@ def _row(key: tuple[Any, ...], agg: Sequence[Any], pct: Sequence[Any]) -> Summar
 class AnalyticsReader(ABC):
     """Reads an analytics store written by the SQLite or PostgreSQL exporter."""
 
-    dialect = "base"
     placeholder = "?"  # numbered: ?1 (SQLite), $1 (PostgreSQL)
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
@@ -200,14 +199,6 @@ class AnalyticsReader(ABC):
         rows = await self.summary(since, until, by=None, latency_of=CHAT_COMPLETE)
         return rows[0] if rows else SummaryRow(key=())
 
-    async def timeseries(
-        self,
-        since: str | timedelta | datetime | None = "24h",
-        until: str | datetime | None = None,
-        bucket: str | timedelta = "1h",
-    ) -> list[SummaryRow]:
-        return await self.summary(since, until, by="bucket", bucket=bucket)
-
     def _sql(self, keys: list[str]) -> tuple[str, str]:
         """The aggregates and the percentiles (nearest rank: the first value whose rank
         reaches p * n) over ``ts`` in [p1, p2), latency of type p3, grouped by ``keys``."""
@@ -260,8 +251,6 @@ class AnalyticsReader(ABC):
 class SQLiteReader(AnalyticsReader):
     """Reads the SQLite store, from a worker thread (WAL: the exporter keeps writing)."""
 
-    dialect = "sqlite"
-
     def __init__(self, path: Path, *, table: str = DEFAULT_TABLE) -> None:
         super().__init__(table)
         self.path = path
@@ -295,7 +284,6 @@ class PostgresReader(AnalyticsReader):
     """Reads the PostgreSQL store through a small asyncpg pool: concurrent calls (a
     dashboard asking for several summaries at once) each get their own connection."""
 
-    dialect = "postgresql"
     placeholder = "$"
 
     def __init__(
