@@ -3,19 +3,13 @@ ship elsewhere), or printed to a console."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TextIO
 
 from victor.analytics.encoding import encode_line, split_encoded
-from victor.analytics.exporters.base import (
-    BaseAnalyticsExporter,
-    BlockingWriteExporter,
-    partial_result,
-)
+from victor.analytics.exporters.base import BlockingWriteExporter, partial_result
 from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 
@@ -42,14 +36,17 @@ class JSONLAnalyticsExporter(BlockingWriteExporter):
     def _export(self, events: list[AnalyticsEvent]) -> ExportResult:
         lines, rejected = split_encoded(events, encode_line)
         if lines:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "ab")  # noqa: SIM115 - kept open across batches
-            self._file.write(("\n".join(lines) + "\n").encode("utf-8"))
-            self._file.flush()
-            if self.fsync:
-                os.fsync(self._file.fileno())
+            self._write("\n".join(lines) + "\n")
         return partial_result(len(lines), rejected)
+
+    def _write(self, text: str) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab")  # noqa: SIM115 - kept open across batches
+        self._file.write(text.encode("utf-8"))
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
 
     def _close(self) -> None:
         if self._file is not None:
@@ -57,26 +54,21 @@ class JSONLAnalyticsExporter(BlockingWriteExporter):
             self._file = None
 
 
-class ConsoleAnalyticsExporter(BaseAnalyticsExporter):
-    """Writes one JSON line per event to ``stream`` (standard output by default).
+class ConsoleAnalyticsExporter(JSONLAnalyticsExporter):
+    """JSON lines written to ``stream`` (standard output by default) instead of a file.
 
     A local exporter: a console that missed events does not want them later.
     """
 
-    takes_records = True
+    thread_name = "victor-console"
 
     def __init__(self, stream: TextIO | None = None, *, name: str | None = None) -> None:
-        self.stream = stream
-        if name:
-            self.name = name
-
-    async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
-        lines, rejected = split_encoded(events, encode_line)
-        if lines:
-            await asyncio.to_thread(self._write, "\n".join(lines) + "\n")
-        return partial_result(len(lines), rejected)
+        self.stream, self.name = stream, name or self.name
 
     def _write(self, text: str) -> None:
         stream = self.stream or sys.stdout  # looked up late: tests and tools swap stdout
         stream.write(text)
         stream.flush()
+
+    def _close(self) -> None:
+        """The stream is the caller's: it stays open."""
