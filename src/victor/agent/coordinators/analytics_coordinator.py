@@ -51,14 +51,12 @@ __all__ = [
 class AnalyticsCoordinator:
     """Batches events in the background and delivers them to every exporter.
 
-    ``emit`` never blocks and never raises. ``batch_size`` events or ``flush_interval``
-    seconds, whichever comes first, make a batch (0.1 s: a live dashboard within a tenth of a
-    second, and little in memory at a crash). ``exporters`` is a plain list: add or
-    remove exporters at any time. ``outbox_path`` (default ``Settings().data_dir /
-    "analytics-outbox.db"``, created on first use) holds the batches of remote exporters;
-    ``outbox=False`` sends to remote exporters directly, dropping (and counting) what fails.
-    ``await flush()`` delivers what is queued; ``await aclose()`` also drains the outbox
-    where the destination is up and shuts exporters down.
+    ``batch_size`` events or ``flush_interval`` seconds, whichever comes first, make a
+    batch (0.1 s: a live dashboard within a tenth of a second, and little in memory at a
+    crash). ``exporters`` is a plain list: add or remove exporters at any time.
+    ``outbox_path`` defaults to ``Settings().data_dir / "analytics-outbox.db"`` (created on
+    first use); ``outbox=False`` sends to remote exporters directly, dropping (and counting)
+    what fails.
     """
 
     DEFAULT_MAX_QUEUE = 100_000
