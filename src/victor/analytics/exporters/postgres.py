@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -38,6 +38,14 @@ def redact_dsn(dsn: str) -> str:
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if k != "password"))
     scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
     return urlunsplit((scheme, netloc, parts.path, query, ""))
+
+
+async def _chunks(items: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
+    """``items`` 500 at a time, the loop free to run between chunks: a forwarded batch
+    (10,000 events) takes tens of milliseconds to encode, in Python and in asyncpg."""
+    for start in range(0, len(items), 500):
+        yield items[start : start + 500]
+        await asyncio.sleep(0)
 
 
 async def migrate_postgres(conn: asyncpg.Connection, schema: str, table: str) -> None:
@@ -135,7 +143,12 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
             return self._pool
 
     async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
-        rows, rejected = split_encoded(events, encode_row)
+        rows: list[tuple[Any, ...]] = []
+        rejected: list[EventEncodeError] = []
+        async for chunk in _chunks(events):
+            good, bad = split_encoded(chunk, encode_row)
+            rows += good
+            rejected += bad
         if not rows:
             return partial_result(0, rejected)
         refused: list[EventEncodeError] = []
@@ -158,7 +171,8 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     async def _write(self, conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         async with conn.transaction():
             await conn.execute(self._create_stage)
-            await conn.copy_records_to_table(self._stage, records=rows, columns=COLUMNS)
+            records = (row async for chunk in _chunks(rows) for row in chunk)
+            await conn.copy_records_to_table(self._stage, records=records, columns=COLUMNS)
             await conn.execute(self._move)
 
     async def _write_one_by_one(
