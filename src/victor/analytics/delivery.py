@@ -15,13 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from victor.analytics.encoding import (
-    EventEncodeError,
-    decode_line,
-    encode_line,
-    event_label,
-    split_encoded,
-)
+from victor.analytics.encoding import decode_line, event_label
 from victor.analytics.stats import ExporterStats
 from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
@@ -35,12 +29,6 @@ FORWARD_BATCHES = 10
 def to_models(batch: Batch) -> Batch:
     """Public ``AnalyticsEvent`` models for exporters that did not ask for records."""
     return tuple(e if isinstance(e, AnalyticsEvent) else e.to_model() for e in batch)
-
-
-def json_lines(events: Batch) -> tuple[bytes, list[EventEncodeError]]:
-    """A batch as the outbox keeps it: JSON lines, and the errors of events that cannot be."""
-    lines, bad = split_encoded(events, encode_line)
-    return "".join(f"{line}\n" for line in lines).encode(), bad
 
 
 def _decode(payload: bytes, records: bool) -> Batch:
@@ -177,10 +165,10 @@ class Delivery:
                 continue
             if rows:
                 try:
-                    payload = b"".join(row.payload for row in rows)
+                    payload = b"".join(payload for _, payload in rows)
                     left, error = await self._send(await c.io(_decode, payload, self.takes_records))
                     if not left:
-                        await c.io(c.outbox.done, [row.id for row in rows])
+                        await c.io(c.outbox.done, [batch_id for batch_id, _ in rows])
                 except Exception as exc:  # rows kept: sent again, stored once (event_id)
                     left, error = True, f"outbox: {type(exc).__name__}: {exc}"
             elif rows is not None:  # a local exporter's queue (None: the outbox failed)

@@ -9,7 +9,8 @@ exporter carries on with the rest of its batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import PurePath
@@ -44,6 +45,7 @@ COLUMNS: tuple[str, ...] = (
 )
 _TEXT_FIELDS = ("event_id", "type", "session_id", "tenant_id", "experiment", "variant")
 _INT64 = 2**63 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what UTF-8 cannot encode
 
 
 class EventEncodeError(ValueError):
@@ -52,7 +54,6 @@ class EventEncodeError(ValueError):
     def __init__(self, event_id: str, reason: str) -> None:
         super().__init__(f"event {event_id}: {reason}")
         self.event_id = event_id
-        self.reason = reason
 
 
 def _default(value: Any) -> Any:
@@ -101,14 +102,6 @@ def encode_data(event_id: str, data: Any) -> str:
     return text
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _checked(event: Any) -> tuple[list[str | None], datetime, Any]:
     """The event's text fields, its aware timestamp and its data, or the reason why not."""
     eid = event_label(event)
@@ -127,7 +120,7 @@ def _checked(event: Any) -> tuple[list[str | None], datetime, Any]:
             raise EventEncodeError(eid, f"{name} must be a string, not {type(value).__name__}")
         if "\x00" in value:
             raise EventEncodeError(eid, f"{name} contains a NUL character")
-        if not value.isascii() and not _encodable(value):
+        if not value.isascii() and _SURROGATE.search(value):
             raise EventEncodeError(eid, f"{name} has invalid Unicode (a lone surrogate)")
         if required and not value:
             raise EventEncodeError(eid, f"{name} is empty")
@@ -209,6 +202,12 @@ def decode_line(line: str | bytes) -> Event:
     return Event(**obj)
 
 
+def json_lines(events: Sequence[Any]) -> tuple[bytes, list[EventEncodeError]]:
+    """Events as the outbox keeps them: JSON lines, and the errors of those that cannot be."""
+    lines, bad = split_encoded(events, encode_line)
+    return "".join(f"{line}\n" for line in lines).encode(), bad
+
+
 def split_encoded(
     events: Sequence[Any], encode: Any, **kwargs: Any
 ) -> tuple[list[Any], list[EventEncodeError]]:
@@ -225,9 +224,8 @@ def split_encoded(
     return good, bad
 
 
-def rejection_message(errors: Iterable[EventEncodeError], limit: int = 3) -> str:
+def rejection_message(errors: Sequence[EventEncodeError], limit: int = 3) -> str:
     """A readable summary of rejected events for :attr:`ExportResult.error`."""
-    errors = list(errors)
     shown = "; ".join(str(e) for e in errors[:limit])
     more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
     return f"{len(errors)} event(s) rejected: {shown}{more}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from victor.protocols.analytics import AnalyticsEvent, EventType, new_event_id
@@ -75,10 +76,6 @@ class Scope:
     turn_id: str | None = None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(slots=True)
 class Event:
     """One analytics event as the chat loop builds it (the fields of ``AnalyticsEvent``)."""
@@ -90,7 +87,7 @@ class Event:
     experiment: str | None = None
     variant: str | None = None
     event_id: str = field(default_factory=new_event_id)
-    timestamp: datetime = field(default_factory=_now)
+    timestamp: datetime = field(default_factory=partial(datetime.now, UTC))
 
     def to_model(self) -> AnalyticsEvent:
         """The public pydantic event, with the same values (not validated again)."""

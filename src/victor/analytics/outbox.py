@@ -23,13 +23,6 @@ _SCHEMA = (
 )
 
 
-class Batch(NamedTuple):
-    """The oldest waiting batch of a destination: its row id and its bytes."""
-
-    id: int
-    payload: bytes
-
-
 class DestinationStatus(NamedTuple):
     destination: str
     batches: int
@@ -60,13 +53,16 @@ class Outbox:
         with self._db() as conn:
             conn.executemany("INSERT INTO outbox (destination, events) VALUES (?, ?)", batches)
 
-    def oldest(self, destination: str, limit: int = 1) -> list[Batch]:
-        """The destination's oldest waiting batches, at most ``limit``, in order."""
-        rows = self._db().execute(
-            "SELECT id, events FROM outbox WHERE destination = ? ORDER BY id LIMIT ?",
-            (destination, limit),
+    def oldest(self, destination: str, limit: int = 1) -> list[tuple[int, bytes]]:
+        """The destination's oldest waiting batches, ``(id, payload)``, at most ``limit``."""
+        return (
+            self._db()
+            .execute(
+                "SELECT id, events FROM outbox WHERE destination = ? ORDER BY id LIMIT ?",
+                (destination, limit),
+            )
+            .fetchall()
         )
-        return [Batch(row[0], bytes(row[1])) for row in rows]
 
     def done(self, batch_ids: Sequence[int]) -> None:
         with self._db() as conn:

@@ -269,9 +269,7 @@ class SQLiteReader(AnalyticsReader):
             raise FileNotFoundError(f"no analytics database at {self.path}")
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
         try:
-            return conn.execute(agg_sql, params).fetchall(), conn.execute(
-                pct_sql, params
-            ).fetchall()
+            return tuple(conn.execute(sql, params).fetchall() for sql in (agg_sql, pct_sql))
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 raise LookupError(f"{self.path} has no table {self.table!r}") from None

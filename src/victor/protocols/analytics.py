@@ -63,8 +63,8 @@ class ExportResult(BaseModel):
     """What an exporter did with one batch; the coordinator acts on it as follows.
 
     * ``success=True`` and no ids listed: every event was stored.
-    * ``rejected_event_ids``: events refused for good (bad data). They are counted,
-      logged and kept in the outbox's ``rejected`` table; never retried.
+    * ``rejected_event_ids``: events refused for good (bad data). They are counted and
+      logged with the reason; never retried.
     * ``success=False`` with ``failed_event_ids``: only those events failed, the others
       were stored. They are retried a bounded number of times (``max_retries``), then
       rejected as above; the exporter is not taken for down.

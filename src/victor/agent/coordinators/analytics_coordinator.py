@@ -25,27 +25,18 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from victor.analytics.delivery import Batch, Delivery, json_lines, to_models
-from victor.analytics.encoding import EventEncodeError, rejection_message
-from victor.analytics.exporters.base import BaseAnalyticsExporter
-from victor.analytics.exporters.jsonl import ConsoleAnalyticsExporter
+from victor.analytics.delivery import Batch, Delivery, to_models
+from victor.analytics.encoding import EventEncodeError, json_lines, rejection_message
+from victor.analytics.exporters.base import BaseAnalyticsExporter  # noqa: F401 - re-exported
+from victor.analytics.exporters.jsonl import ConsoleAnalyticsExporter  # noqa: F401 - re-exported
 from victor.analytics.outbox import Outbox
 from victor.analytics.stats import AnalyticsStats, ExporterStats
 from victor.protocols.analytics import IAnalyticsExporter
 
 logger = logging.getLogger("victor.analytics")
-
-__all__ = [
-    "AnalyticsCoordinator",
-    "AnalyticsStats",
-    "BaseAnalyticsExporter",
-    "ConsoleAnalyticsExporter",
-    "ExporterStats",
-]
 
 
 class AnalyticsCoordinator:
@@ -242,7 +233,7 @@ class AnalyticsCoordinator:
         """Blocking outbox work, in order, on the coordinator's one thread."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="victor-analytics-outbox")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Deliver everything emitted so far. True when it all reached every exporter

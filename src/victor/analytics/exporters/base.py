@@ -45,9 +45,6 @@ class BaseAnalyticsExporter(IAnalyticsExporter):
     destination: str | None = None
     takes_records: bool = False
 
-    async def shutdown(self) -> None:
-        """Nothing to release by default."""
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -58,13 +55,13 @@ class BlockingWriteExporter(BaseAnalyticsExporter):
     order and the loop never waits on the disk; :meth:`_close` releases what that thread
     holds, on that thread, at shutdown."""
 
-    thread_name = "victor-exporter"
     takes_records = True
     _executor: ThreadPoolExecutor | None = None
 
     async def export(self, events: Sequence[AnalyticsEvent]) -> ExportResult:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.thread_name)
+            thread = f"victor-{type(self).__name__}"
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=thread)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._export, list(events))
 

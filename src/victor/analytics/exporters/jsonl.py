@@ -21,7 +21,7 @@ class JSONLAnalyticsExporter(BlockingWriteExporter):
     should de-duplicate on ``event_id`` (the databases do it themselves).
     """
 
-    thread_name = "victor-jsonl"
+    _file: IO[bytes] | None = None  # opened at the first batch (never, for the console)
 
     def __init__(
         self, path: str | os.PathLike[str], *, fsync: bool = False, name: str | None = None
@@ -29,9 +29,7 @@ class JSONLAnalyticsExporter(BlockingWriteExporter):
         self.path = Path(path).expanduser()
         self.destination = f"jsonl:{self.path.resolve()}"
         self.fsync = fsync
-        if name:
-            self.name = name
-        self._file: IO[bytes] | None = None
+        self.name = name or self.name
 
     def _export(self, events: list[AnalyticsEvent]) -> ExportResult:
         lines, rejected = split_encoded(events, encode_line)
@@ -60,8 +58,6 @@ class ConsoleAnalyticsExporter(JSONLAnalyticsExporter):
     A local exporter: a console that missed events does not want them later.
     """
 
-    thread_name = "victor-console"
-
     def __init__(self, stream: TextIO | None = None, *, name: str | None = None) -> None:
         self.stream, self.name = stream, name or self.name
 
@@ -69,6 +65,3 @@ class ConsoleAnalyticsExporter(JSONLAnalyticsExporter):
         stream = self.stream or sys.stdout  # looked up late: tests and tools swap stdout
         stream.write(text)
         stream.flush()
-
-    def _close(self) -> None:
-        """The stream is the caller's: it stays open."""

@@ -60,8 +60,7 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
         self._kind, self._error = SpanKind, lambda text=None: Status(StatusCode.ERROR, text)
         self._root = Context()  # spans are roots, not children of whatever ran last
         self.agent_name = agent_name
-        if name:
-            self.name = name
+        self.name = name or self.name
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(_SCOPE)
         meter = (meter_provider or metrics.get_meter_provider()).get_meter(_SCOPE)
         self._tokens = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
@@ -120,10 +119,9 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
             tool = str(data.get(ev.TOOL_NAME) or data.get(ev.TOOL) or "tool")
             attrs |= {_OPERATION: "execute_tool", ev.TOOL_NAME: tool}
             attrs |= _strings([(ev.TOOL_CALL_ID, data.get(ev.TOOL_CALL_ID))])
-            failed = data.get(ev.IS_ERROR) is True
-            if failed:
-                attrs["error.type"] = "tool_error"
-            status = self._error() if failed else None
+            status = None
+            if data.get(ev.IS_ERROR) is True:
+                attrs["error.type"], status = "tool_error", self._error()
             self._span(f"execute_tool {tool}", attrs, seconds, end, status)
             if latency is not None:
                 self._duration.record(seconds, {_OPERATION: "execute_tool", ev.TOOL_NAME: tool})

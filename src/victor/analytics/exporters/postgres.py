@@ -68,17 +68,15 @@ async def migrate_postgres(conn: asyncpg.Connection, schema: str, table: str) ->
 class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
     """Writes batches to ``schema.table`` through an asyncpg pool.
 
-    A remote exporter (``outbox = True``): the coordinator writes its batches to the local
-    outbox first and forwards them from there, retrying with back-off, so an outage or a
-    restart loses nothing. A batch is COPYed (asyncpg's binary ``copy_records_to_table``)
-    into a temporary table and moved with ``INSERT ... ON CONFLICT (event_id) DO
-    NOTHING``, in one transaction: a batch sent twice (a retry after a lost commit
-    acknowledgement, an outbox replay) is stored once. After a failure the next export
-    gets a fresh pool.
+    A remote exporter (see :class:`BaseAnalyticsExporter`). A batch is COPYed (asyncpg's binary
+    ``copy_records_to_table``) into a temporary table and moved with ``INSERT ... ON
+    CONFLICT (event_id) DO NOTHING``, in one transaction: a batch sent twice (a retry after
+    a lost commit acknowledgement, an outbox replay) is stored once. After a failure the
+    next export gets a fresh pool.
 
-    ``migrate=False`` never runs DDL: for a role that may only write to a table a DBA
-    created (with :func:`migrate_postgres`). Even with the default ``True``, an up-to-date
-    table is only read (no CREATE privilege needed).
+    ``migrate=False`` never runs DDL: for a role that may only write to a table a DBA created
+    (with :func:`migrate_postgres`). Even with the default ``True``, an up-to-date table is
+    only read (no CREATE privilege needed).
     """
 
     outbox = True
@@ -105,8 +103,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         self.min_pool_size, self.max_pool_size = min_pool_size, max(1, max_pool_size)
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self.application_name = application_name
-        if name:
-            self.name = name
+        self.name = name or self.name
         self.pool_resets = 0
         self._pool: asyncpg.Pool | None = None
         self._ready = False
@@ -135,10 +132,9 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
                     command_timeout=self.command_timeout,
                     server_settings={"application_name": self.application_name},
                 )
-            if not self._ready:
-                if self.migrate:
-                    async with self._pool.acquire(timeout=self.connect_timeout) as conn:
-                        await migrate_postgres(conn, self.schema, self.table)
+            if self.migrate and not self._ready:
+                async with self._pool.acquire(timeout=self.connect_timeout) as conn:
+                    await migrate_postgres(conn, self.schema, self.table)
                 self._ready = True
             return self._pool
 

@@ -36,8 +36,6 @@ class SQLiteAnalyticsExporter(BlockingWriteExporter):
     ``INSERT OR IGNORE`` on the ``event_id`` primary key makes replays harmless.
     """
 
-    thread_name = "victor-sqlite"
-
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -51,12 +49,10 @@ class SQLiteAnalyticsExporter(BlockingWriteExporter):
 
             path = Settings().data_dir / "analytics.db"
         self.path = Path(path).expanduser()
-        self.table = table
-        check_table(table)
+        self.table = check_table(table)
         self.destination = f"sqlite:{self.path.resolve()}#{table}"
         self.timeout = timeout
-        if name:
-            self.name = name
+        self.name = name or self.name
         self._conn: sqlite3.Connection | None = None
         columns, placeholders = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
         self._insert = (
