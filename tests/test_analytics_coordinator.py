@@ -512,3 +512,23 @@ async def test_an_outbox_that_fails_is_retried_and_delivery_goes_on(tmp_path):
     assert await coord.flush()
     await coord.aclose()
     assert waiting(tmp_path / "outbox.db", "remote") == 0
+
+
+async def test_an_unreadable_outbox_line_is_rejected_and_the_rest_delivered(tmp_path, caplog):
+    """A damaged line in the outbox is counted and logged; it never holds back the rest."""
+    from victor.analytics.encoding import json_lines
+
+    path = tmp_path / "outbox.db"
+    good = [make_event(i) for i in range(3)]
+    payload, _ = json_lines(good)
+    box = Outbox(path)
+    box.put([("store", b"{not json\n" + payload)])
+    box.close()
+    sink = Remote("store")
+    coord = AnalyticsCoordinator([sink], outbox_path=path)
+    with caplog.at_level(logging.ERROR, logger="victor.analytics"):
+        await coord.aclose()
+    assert sorted(sink.ids) == sorted(e.event_id for e in good)
+    assert coord.stats.exporters["store"].rejected == 1
+    assert "unreadable outbox line" in caplog.text and "not json" in caplog.text
+    assert waiting(path, "store") == 0

@@ -26,14 +26,20 @@ Batch = tuple[Any, ...]
 FORWARD_BATCHES = 10
 
 
-def to_models(batch: Batch) -> Batch:
+def to_models(batch: Sequence[Any]) -> Batch:
     """Public ``AnalyticsEvent`` models for exporters that did not ask for records."""
     return tuple(e if isinstance(e, AnalyticsEvent) else e.to_model() for e in batch)
 
 
-def _decode(payload: bytes, records: bool) -> Batch:
-    events = tuple(decode_line(line) for line in payload.splitlines())
-    return events if records else to_models(events)
+def _decode(payload: bytes, records: bool) -> tuple[Batch, list[str]]:
+    """The events of outbox rows, and the lines that cannot be read (a damaged file)."""
+    events, unreadable = [], []
+    for line in payload.splitlines():
+        try:
+            events.append(decode_line(line))
+        except Exception as exc:
+            unreadable.append(f"{line[:60]!r} ({exc})")
+    return (tuple(events) if records else to_models(events)), unreadable
 
 
 def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch | None, str | None]:
@@ -166,7 +172,9 @@ class Delivery:
             if rows:
                 try:
                     payload = b"".join(payload for _, payload in rows)
-                    left, error = await self._send(await c.io(_decode, payload, self.takes_records))
+                    events, unreadable = await c.io(_decode, payload, self.takes_records)
+                    self.reject(unreadable, "unreadable outbox line")
+                    left, error = await self._send(events)
                     if not left:
                         await c.io(c.outbox.done, [batch_id for batch_id, _ in rows])
                 except Exception as exc:  # rows kept: sent again, stored once (event_id)
