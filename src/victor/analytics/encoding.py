@@ -18,22 +18,7 @@ from typing import Any
 
 import orjson
 
-from victor.analytics.events import (
-    COST_USD,
-    DURATION_MS,
-    ERROR,
-    EXPERIMENT,
-    INPUT_TOKENS,
-    IS_ERROR,
-    LATENCY_MS,
-    MODEL,
-    OUTPUT_TOKENS,
-    TOOL,
-    TOOL_NAME,
-    TOTAL_TOKENS,
-    VARIANT,
-    Event,
-)
+from victor.analytics import events as ev
 from victor.protocols.tenancy import tenant_of
 
 #: Columns of the events table, in the order :func:`encode_row` returns them. Reports
@@ -158,26 +143,27 @@ def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
     (event_id, etype, session_id, tenant_id, experiment, variant), ts, raw = _checked(event)
     data_json = encode_data(event_id, raw)  # type: ignore[arg-type]
     get = (raw or {}).get
-    inp, out, total = _int(get(INPUT_TOKENS)), _int(get(OUTPUT_TOKENS)), _int(get(TOTAL_TOKENS))
+    inp, out = _int(get(ev.INPUT_TOKENS)), _int(get(ev.OUTPUT_TOKENS))
+    total = _int(get(ev.TOTAL_TOKENS))
     if total is None and inp is not None and out is not None:
         total = inp + out
-    latency = _float(get(LATENCY_MS))
+    latency = _float(get(ev.LATENCY_MS))
     return (
         event_id,
         etype,
         session_id,
         tenant_id if tenant_id is not None else tenant_of(session_id),
-        experiment if experiment is not None else _str(get(EXPERIMENT)),
-        variant if variant is not None else _str(get(VARIANT)),
+        experiment if experiment is not None else _str(get(ev.EXPERIMENT)),
+        variant if variant is not None else _str(get(ev.VARIANT)),
         ts.timestamp() if epoch else ts,
-        _str(get(MODEL)),
-        _str(get(TOOL)) or _str(get(TOOL_NAME)),
+        _str(get(ev.MODEL)),
+        _str(get(ev.TOOL)) or _str(get(ev.TOOL_NAME)),
         inp,
         out,
         total,
-        _float(get(COST_USD)),
-        latency if latency is not None else _float(get(DURATION_MS)),
-        etype == ERROR or get(IS_ERROR) is True,
+        _float(get(ev.COST_USD)),
+        latency if latency is not None else _float(get(ev.DURATION_MS)),
+        etype == ev.ERROR or get(ev.IS_ERROR) is True,
         data_json,
     )
 
@@ -192,14 +178,14 @@ def encode_line(event: Any) -> str:
     return f'{orjson.dumps(head).decode()[:-1]},"data":{row[15]}}}'
 
 
-def decode_line(line: str | bytes) -> Event:
+def decode_line(line: str | bytes) -> ev.Event:
     """An event back from :func:`encode_line` (outbox replay, JSONL readers)."""
     obj = orjson.loads(line)
     if not isinstance(obj, dict) or not obj.get("event_id") or not obj.get("type"):
         raise ValueError("not an analytics event line")
     obj["timestamp"] = datetime.fromisoformat(obj["timestamp"])
     obj["data"] = obj.get("data") or {}
-    return Event(**obj)
+    return ev.Event(**obj)
 
 
 def json_lines(events: Sequence[Any]) -> tuple[bytes, list[EventEncodeError]]:
