@@ -196,3 +196,11 @@ def test_every_event_type_of_the_protocol_has_a_constant():
 
     constants = {v for k, v in vars(events).items() if k.isupper() and v in get_args(EventType)}
     assert constants == set(get_args(EventType))
+
+
+def test_a_nul_anywhere_in_data_is_refused_but_the_text_backslash_u0000_is_kept():
+    for data in ({"k\x00": 1}, {"a": [{"b": "\x00"}]}, {"a": "\\\x00"}):
+        with pytest.raises(EventEncodeError, match="NUL"):
+            ev.encode_data("e", data)
+    for text in ("\\u0000", "\\\\u0000", "x\\\\\\\\u0000"):  # backslashes, then "u0000"
+        assert json.loads(ev.encode_data("e", {"a": text})) == {"a": text}

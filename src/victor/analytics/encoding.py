@@ -60,14 +60,6 @@ def event_label(event: Any) -> str:
     return value if isinstance(value, str) and value else f"<no event_id: {type(event).__name__}>"
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    return isinstance(value, list) and any(_has_nul(v) for v in value)
-
-
 def encode_data(event_id: str, data: Any) -> str:
     """``data`` as compact JSON (NaN and infinities become null), or
     :class:`EventEncodeError`. Databases refuse NUL characters and lone surrogates, so
@@ -82,7 +74,8 @@ def encode_data(event_id: str, data: Any) -> str:
         if "surrogates" in str(exc):
             raise EventEncodeError(event_id, f"data has invalid Unicode ({exc})") from None
         raise EventEncodeError(event_id, f"data is not JSON-serialisable: {exc}") from None
-    if "\\u0000" in text and _has_nul(data):
+    # A NUL is escaped as \u0000; a backslash as \\, so "\\u0000" is the text "\u0000".
+    if "\\u0000" in text and "\\u0000" in text.replace("\\\\", ""):
         raise EventEncodeError(event_id, "data contains a NUL character")
     return text
 
