@@ -138,13 +138,6 @@ def test_cli_errors_exit_non_zero(tmp_path, db):
     assert bad.exit_code == 2 and "cannot group by" in bad.stderr
 
 
-def test_cli_hides_the_password_of_the_database_url():
-    from victor.cli.analytics import _redact
-
-    assert _redact("postgresql://u:secret@h/db?schema=x") == "postgresql://u:***@h/db?schema=x"
-    assert _redact("/tmp/a.db") == "/tmp/a.db"
-
-
 def test_cli_prices_and_outbox(tmp_path):
     runner = CliRunner()
     prices = tmp_path / "p.json"

@@ -129,3 +129,12 @@ def test_sql_names_are_checked_once_for_every_store():
             check_ident(bad, "table")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"table_prefix 'p' .* at most 0 characters"):
         check_ident("p", "table_prefix", max_length=0)
+
+
+def test_database_urls_are_shown_without_their_password():
+    from victor.protocols.sql import redact_dsn
+
+    assert redact_dsn("postgresql://u:secret@h/db?schema=x") == "postgresql://u@h/db?schema=x"
+    assert redact_dsn("postgres://u:s@h:5/db?password=p&b=2&a=1") == "postgresql://u@h:5/db?a=1&b=2"
+    assert redact_dsn("host=h password=secret dbname=app") == "host=h dbname=app"
+    assert redact_dsn("/tmp/my dir/a.db") == "/tmp/my dir/a.db"

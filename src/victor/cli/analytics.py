@@ -9,11 +9,11 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from victor.errors import VictorError
+from victor.protocols.sql import redact_dsn
 
 app = typer.Typer(
     help="Summaries of tokens, cost, latency and errors from the analytics store.",
@@ -48,15 +48,6 @@ def _default_db() -> str:
     from victor.config import Settings
 
     return str(Settings().data_dir / "analytics.db")
-
-
-def _redact(url: str) -> str:
-    """The database URL without its password, for display."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def _fmt_ms(value: float | None) -> str:
@@ -124,7 +115,9 @@ def _print_summary(since: str, db: str | None, by: str, bucket: str, as_json: bo
         ]
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"Analytics since {since} by {', '.join(dims)}", caption=_redact(database))
+    table = Table(
+        title=f"Analytics since {since} by {', '.join(dims)}", caption=redact_dsn(database)
+    )
     widest = max((len(r.label) for r in rows), default=8)
     table.add_column(" / ".join(dims), no_wrap=True, min_width=min(widest, 32))
     wide = console.width >= 140  # else the columns that matter most, numbers abbreviated
@@ -230,7 +223,7 @@ def outbox(
     for name in ("batches waiting", "bytes"):
         table.add_column(name, justify="right")
     for status in statuses:
-        table.add_row(_redact(status.destination), f"{status.batches:,}", f"{status.bytes:,}")
+        table.add_row(redact_dsn(status.destination), f"{status.batches:,}", f"{status.bytes:,}")
     Console().print(table if statuses else f"nothing waits in {path}")
 
 

@@ -1,9 +1,11 @@
-"""SQL names (tables, columns, schemas) come from configuration: each is checked against
-the plain-identifier pattern and quoted, never interpolated as given."""
+"""Database names and addresses from configuration. SQL names (tables, columns, schemas)
+are checked against the plain-identifier pattern and quoted, never interpolated as given;
+a database URL is shown without its password."""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.errors import ConfigError
 
@@ -25,3 +27,16 @@ def check_ident(name: str, what: str = "name", *, max_length: int = MAX_LENGTH) 
 def quote_ident(name: str, what: str = "name") -> str:
     """``name`` checked and double-quoted."""
     return f'"{check_ident(name, what)}"'
+
+
+def redact_dsn(dsn: str) -> str:
+    """A database URL (or ``key=value`` DSN) without its password: for messages, and as a
+    name for the database that a new password does not change."""
+    if "://" not in dsn:
+        return re.sub(r"\bpassword=\S*\s*", "", dsn).strip()
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if k != "password"))
+    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
+    return urlunsplit((scheme, netloc, parts.path, query, ""))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import sqlite3
 import time
 from collections import OrderedDict
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from victor.errors import ConfigError
-from victor.protocols.sql import check_ident
+from victor.protocols.sql import check_ident, redact_dsn
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +74,7 @@ class TenantTable:
     @property
     def source(self) -> str:
         """Where the values live, for messages (a DSN's password is not shown)."""
-        where = str(self.dsn_or_path)
-        if self.postgres:
-            where = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", where)
+        where = redact_dsn(self.dsn_or_path) if self.postgres else self.dsn_or_path
         return f"table {self.table} in {where}"
 
     # -- reading -----------------------------------------------------------------------

@@ -9,13 +9,12 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from victor.analytics.encoding import COLUMNS, EventEncodeError, encode_row, split_encoded
 from victor.analytics.exporters.base import BaseAnalyticsExporter, partial_result
 from victor.analytics.table import DEFAULT_TABLE, check_table, postgres_schema
 from victor.protocols.analytics import AnalyticsEvent, ExportResult
-from victor.protocols.sql import quote_ident
+from victor.protocols.sql import quote_ident, redact_dsn
 
 try:
     import asyncpg
@@ -26,18 +25,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 #: One bad row (or a constraint added by hand) fails the whole COPY.
 _BAD_ROW = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN without its password (URL or ``key=value`` form)."""
-    if "://" not in dsn:
-        return " ".join(sorted(p for p in dsn.split() if not p.startswith("password=")))
-    parts = urlsplit(dsn)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if k != "password"))
-    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
-    return urlunsplit((scheme, netloc, parts.path, query, ""))
 
 
 async def _chunks(items: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
