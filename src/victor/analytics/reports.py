@@ -284,12 +284,10 @@ class PostgresReader(AnalyticsReader):
 
     placeholder = "$"
 
-    def __init__(
-        self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE, max_size: int = 4
-    ) -> None:
+    def __init__(self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE) -> None:
         super().__init__(table)
         self.target = f"{quote_ident(schema)}.{self.target}"
-        self.dsn, self.schema, self.max_size = dsn, schema, max(1, max_size)
+        self.dsn, self.schema = dsn, schema
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
 
@@ -301,9 +299,7 @@ class PostgresReader(AnalyticsReader):
 
         async with self._pool_lock:  # one pool, however many calls start at once
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=0, max_size=self.max_size, timeout=10
-                )
+                self._pool = await asyncpg.create_pool(self.dsn, min_size=0, max_size=4, timeout=10)
         try:
             async with self._pool.acquire() as conn:
                 return await conn.fetch(agg_sql, *params), await conn.fetch(pct_sql, *params)
