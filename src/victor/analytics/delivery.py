@@ -43,8 +43,8 @@ def _decode(payload: bytes, records: bool) -> tuple[Batch, list[str]]:
 
 
 def _classify(result: Any, events: Sequence[Any]) -> tuple[Batch, Batch | None, str | None]:
-    """(rejected for good, to retry, error) after an export; ``None`` to retry: nothing
-    was stored, the exporter looks down. See ExportResult."""
+    """(rejected for good, to retry, error) after an export (see ExportResult). "To retry"
+    is None when nothing was stored: the exporter looks down."""
     if not isinstance(result, ExportResult) or (
         result.success and not result.failed_event_ids and not result.rejected_event_ids
     ):
