@@ -158,7 +158,8 @@ class Delivery:
         while True:
             handed = self.handed
             try:
-                rows = await c.io(c.outbox.oldest, self.key, FORWARD_BATCHES) if self.remote else []
+                take = FORWARD_BATCHES if self.stats.healthy else 1  # one to probe a failing one
+                rows = await c.io(c.outbox.oldest, self.key, take) if self.remote else []
             except Exception as exc:  # the outbox file is locked or failing: its rows wait
                 rows, left, error = None, True, f"outbox: {type(exc).__name__}: {exc}"
             if rows == [] and not self.queue:
