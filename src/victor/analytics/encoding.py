@@ -163,12 +163,11 @@ def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
 
 def encode_line(event: Any) -> str:
     """One JSON line (no newline) holding the whole event, or :class:`EventEncodeError`."""
-    row = encode_row(event)
-    head = dict(zip(_TEXT_FIELDS, row, strict=False))
-    for name in ("tenant_id", "experiment", "variant"):  # as given, not derived
-        head[name] = getattr(event, name)
-    head["timestamp"] = row[6].isoformat()
-    return f'{orjson.dumps(head).decode()[:-1]},"data":{row[15]}}}'
+    texts, ts, data = _checked(event)
+    head = dict(zip(_TEXT_FIELDS, texts, strict=True))  # as given: no derived tenant
+    head["timestamp"] = ts.isoformat()
+    data_json = encode_data(event_label(event), data)
+    return f'{orjson.dumps(head).decode()[:-1]},"data":{data_json}}}'
 
 
 def decode_line(line: str | bytes) -> ev.Event:
