@@ -134,7 +134,7 @@ async def bench_emit(n: int, tmp: Path, runs: int) -> tuple[Runs, float]:
         return elapsed / (n - 1)
 
     per_event = await repeat(runs, run)
-    coord = AnalyticsCoordinator([Null()], outbox=False)
+    coord = AnalyticsCoordinator([Null()])
     start = time.perf_counter_ns()
     for _ in range(n):
         _ = coord.enabled

@@ -76,7 +76,6 @@ async def latency(seconds: float, flush_interval: float) -> dict[str, Any]:
     dashboard = Dashboard(store, token="bench")
     analytics = AnalyticsCoordinator(
         [SQLiteAnalyticsExporter(store), dashboard.exporter()],
-        outbox=False,
         flush_interval=flush_interval,
     )
     experiment = Experiment("bench", {"a": {"model": "gpt-4o-mini"}, "b": {"model": "gpt-4o"}})
@@ -350,7 +349,7 @@ async def turn_cost(turns: int, with_dashboard: bool, gap: float) -> float:
         )
         while dashboard.hub.clients < 1:  # noqa: ASYNC110 - polling a plain counter
             await asyncio.sleep(0.05)
-    analytics = AnalyticsCoordinator(exporters, outbox=False, flush_interval=0.1)
+    analytics = AnalyticsCoordinator(exporters, flush_interval=0.1)
     experiment = Experiment("bench", {"a": {"model": "gpt-4o-mini"}, "b": {"model": "gpt-4o"}})
     orchestrator = AgentOrchestrator(
         settings=Settings(data_dir=tmp, session_store="memory"),

@@ -99,7 +99,7 @@ async def live_stack(tmp_path: Path, **dashboard_options: Any) -> AsyncIterator[
     store = tmp_path / "analytics.db"
     dashboard = Dashboard(store, **dashboard_options)
     analytics = AnalyticsCoordinator(
-        [SQLiteAnalyticsExporter(store), dashboard.exporter()], outbox=False, flush_interval=0.05
+        [SQLiteAnalyticsExporter(store), dashboard.exporter()], flush_interval=0.05
     )
     experiment = Experiment("answer-model", VARIANTS, seed="dash")
     orchestrator = AgentOrchestrator(

@@ -329,15 +329,6 @@ async def test_replay_at_next_start(tmp_path):
     assert sink.ids == [e.event_id for e in events]
 
 
-async def test_outbox_false_sends_remote_exporters_directly(tmp_path):
-    remote = Remote("r")
-    coord = coordinator(tmp_path, [remote], outbox=False)
-    coord.emit(make_event())
-    assert await coord.flush()
-    await coord.aclose()
-    assert len(remote.ids) == 1 and not (tmp_path / "outbox.db").exists()
-
-
 async def test_blocking_exporter_in_a_thread_does_not_stall_the_loop(tmp_path):
     class Blocking(Collect):
         """A synchronous driver, run as the exporter docs say: in a thread."""

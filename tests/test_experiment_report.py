@@ -27,7 +27,7 @@ EXPERIMENT = Experiment(
 
 async def _fill(tmp_path, sessions: int = 300):
     db = tmp_path / "analytics.db"
-    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(db)], outbox=False)
+    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(db)])
     coordinator = ExperimentConfigCoordinator(EXPERIMENT, analytics=analytics)
     provider = SimulatedProvider(
         seed=3, model_quality={"gpt-4o-mini": 0.6, "claude-haiku-4-5": 0.85}
@@ -209,7 +209,7 @@ async def test_the_report_aggregates_per_unit_of_the_experiment(tmp_path, unit):
         unit=unit,
     )
     db = tmp_path / "analytics.db"
-    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(db)], outbox=False)
+    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(db)])
     coordinator = ExperimentConfigCoordinator(experiment, analytics=analytics)
     provider = SimulatedProvider(seed=5)
     scores: dict[str, list[float]] = {}

@@ -65,7 +65,7 @@ class Delivery:
 
     def __init__(self, coordinator: Any, exporter: Any, name: str) -> None:
         self.coordinator, self.exporter, self.name = coordinator, exporter, name
-        self.remote = coordinator.use_outbox and getattr(exporter, "outbox", False) is True
+        self.remote = getattr(exporter, "outbox", False) is True
         self.takes_records = getattr(exporter, "takes_records", False) is True
         destination = getattr(exporter, "destination", None)
         self.key = destination if isinstance(destination, str) and destination else name

@@ -104,7 +104,7 @@ async def run_demo(
         stale.unlink()
     settings = Settings(data_dir=data_dir, session_store="memory")
     experiment = Experiment(EXPERIMENT, VARIANTS, seed=f"demo-{seed}")
-    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(store)], outbox=False)
+    analytics = AnalyticsCoordinator([SQLiteAnalyticsExporter(store)])
     server = None
     if dashboard is not None:
         server = await _start_dashboard(console, store, analytics, *dashboard)

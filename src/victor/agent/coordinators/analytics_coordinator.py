@@ -46,8 +46,7 @@ class AnalyticsCoordinator:
     batch (0.1 s: a live dashboard within a tenth of a second, and little in memory at a
     crash). ``exporters`` is a plain list: add or remove exporters at any time.
     ``outbox_path`` defaults to ``Settings().data_dir / "analytics-outbox.db"`` (created on
-    first use); ``outbox=False`` sends to remote exporters directly, dropping (and counting)
-    what fails.
+    first use, by the first remote exporter's batch).
     """
 
     DEFAULT_MAX_QUEUE = 100_000
@@ -60,7 +59,6 @@ class AnalyticsCoordinator:
         flush_interval: float = 0.1,
         max_queue: int = DEFAULT_MAX_QUEUE,
         outbox_path: str | os.PathLike[str] | None = None,
-        outbox: bool = True,
         max_retries: int = 2,
         retry_backoff: float = 0.1,
         max_backoff: float = 60.0,
@@ -71,7 +69,6 @@ class AnalyticsCoordinator:
         self.batch_size = max(1, batch_size)
         self.flush_interval = flush_interval
         self.max_queue = max(self.batch_size, max_queue)
-        self.use_outbox = outbox
         self._outbox_path = outbox_path
         self._outbox: Outbox | None = None
         self.max_retries, self.retry_backoff = max_retries, retry_backoff
