@@ -22,8 +22,10 @@ from victor.protocols.analytics import AnalyticsEvent, ExportResult
 logger = logging.getLogger("victor.analytics")
 
 Batch = tuple[Any, ...]
-#: Outbox batches forwarded in one export call: fewer, larger transactions downstream.
-FORWARD_BATCHES = 10
+#: Outbox batches forwarded in one export call: fewer, larger transactions downstream. Past
+#: three, a forward keeps so many objects alive that the garbage collector's pauses (on
+#: every thread, the loop's too) grow; PostgreSQL gains nothing more (benchmarks/RESULTS.md).
+FORWARD_BATCHES = 3
 
 
 def to_models(batch: Sequence[Any]) -> Batch:
