@@ -1,8 +1,5 @@
 """Analytics: events, exporters, the outbox and reports (prices: :mod:`victor.pricing`).
-
-``import victor.analytics`` stays light: exporters, the coordinator and the reader are
-imported on first use (``victor.analytics.X`` looks ``X`` up in :data:`_WHERE`).
-"""
+``import victor.analytics`` stays light: ``victor.analytics.X`` imports ``X`` on first use."""
 
 from __future__ import annotations
 

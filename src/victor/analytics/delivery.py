@@ -1,8 +1,7 @@
 """Delivery to one exporter, in order: a local exporter's batches from a bounded queue in
-memory, a remote exporter's from the outbox (deleted once stored, kept with back-off while
-the destination is down). The coordinator makes one per exporter and provides the settings,
-the outbox and its thread (``io``), and the drop counter. Events an exporter refuses for
-good (bad data) are counted and logged with the reason, and never sent again.
+memory, a remote exporter's from the outbox (retried with back-off while the destination is
+down). Events refused for good (bad data) are counted and logged, never sent again. The
+coordinator provides the settings, the outbox and its thread (``io``), and the drop counter.
 """
 
 from __future__ import annotations
@@ -152,9 +151,8 @@ class Delivery:
         return (), error
 
     async def _run(self) -> None:
-        """Deliver in order: a local exporter's batches from its queue, dropped (and
-        counted) when the retries fail; a remote one's from the outbox, oldest first,
-        retried with back-off while the destination is down."""
+        """Deliver in order. A local exporter's batch is dropped (and counted) when its
+        retries fail; a remote one's waits in the outbox, retried with back-off."""
         c = self.coordinator
         backoff = 0.0
         while True:

@@ -1,10 +1,6 @@
-"""Turning events into JSON lines and database rows.
-
-Events are built without validation (on the chat hot path, or by any exporter's caller),
-so anything can be in them. Every exporter goes through this module: an event that cannot
-be stored raises :class:`EventEncodeError` naming the event and the reason, and the
-exporter carries on with the rest of its batch.
-"""
+"""Events into JSON lines and database rows. Events are built without validation, so
+anything can be in them: one that cannot be stored raises :class:`EventEncodeError`, naming
+the event and the reason, and its exporter carries on with the rest of the batch."""
 
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
-"""The event vocabulary, defined once: event types, attribute names, typed builders.
+"""The event vocabulary, defined once: event types, attribute names (the OpenTelemetry
+GenAI ones where they exist: ``gen_ai.request.model``...) and typed builders.
 
-Attribute names follow the OpenTelemetry GenAI conventions where one exists
-(``gen_ai.request.model``, ``gen_ai.usage.input_tokens``...). The orchestrator, the
-exporters' column mapping, the reports and the sample traffic all import them from here.
-
-Builders return an :class:`Event`, a plain slotted record: the chat loop builds several
-a turn, and a pydantic model costs about three times as much to build. Exporters that
-want the public :class:`~victor.protocols.AnalyticsEvent` receive one, converted in the
-background (:meth:`Event.to_model`).
+Builders return an :class:`Event`, a slotted record a third the cost of a pydantic model
+(the chat loop builds several a turn); exporters that want the public
+:class:`~victor.protocols.AnalyticsEvent` get one, converted in the background.
 """
 
 from __future__ import annotations
@@ -114,7 +110,6 @@ def llm_request(
     usage: Usage,
     finish_reason: str | None,
 ) -> Event:
-    """One model call."""
     return _event(
         LLM_REQUEST,
         scope,
@@ -153,7 +148,6 @@ def token_usage(
 def tool_call(
     scope: Scope, *, tool: str, call_id: str | None, duration_ms: float, is_error: bool
 ) -> Event:
-    """One tool run."""
     return _event(
         TOOL_CALL,
         scope,
@@ -204,8 +198,7 @@ def error(scope: Scope, exc: BaseException, stage: str) -> Event:
 def experiment_assignment(
     scope: Scope, *, experiment: str, variant: str, unit_id: str | None = None
 ) -> Event:
-    """A session assigned to an arm of an A/B experiment, through its unit ``unit_id``
-    (the session, its user or its tenant)."""
+    """A session assigned to an A/B arm through its unit ``unit_id`` (session, user, tenant)."""
     return _event(
         EXPERIMENT_ASSIGNMENT,
         scope,

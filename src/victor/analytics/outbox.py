@@ -1,12 +1,9 @@
-"""The outbox: batches waiting for a remote destination, in a local SQLite file.
+"""The outbox: batches waiting for remote destinations, in a local SQLite file.
 
-Each batch bound for remote exporters is written here in one transaction, as JSON lines, one
-row per destination. A forwarder per destination sends the rows in order and deletes them
-once stored; while the destination is down, or after the process was killed, they wait for
-the next forwarder (in this process or the next one). Destinations store an event once per
-``event_id``, so a batch sent again after a lost acknowledgement does no harm. Durability is
-SQLite's: WAL with ``synchronous=NORMAL`` survives a killed process (a power loss may take
-the last). All methods block: the coordinator calls them from its one outbox thread.
+A batch is written in one transaction, as JSON lines, one row per destination, and deleted
+once stored; while a destination is down, or after a crash, it waits for the next forwarder
+(in this process or the next). WAL with ``synchronous=NORMAL`` survives a killed process.
+All methods block: the coordinator calls them from its one outbox thread.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """The read side: aggregates over the events table, the same SQL on SQLite and PostgreSQL.
 
 ``AnalyticsReader.from_url(...)`` then ``await reader.summary(since="24h", by="model")``:
-counts, tokens, cost, latency percentiles (nearest rank, by the same window functions on
-both stores) and error rate per model, tool, tenant, experiment, variant or time bucket.
-Tokens and cost come from ``token_usage`` events; ``unpriced`` counts those without a
-price (the cost is then a lower bound; ``cost_usd`` is None where nothing was priced, never
-a silent $0). Naive datetimes are UTC. Latency is that of model calls by model, of tool
-calls by tool, of chat turns otherwise. ``error_rate`` = (error events + failed tool
-calls) / (model calls + tool calls + error events).
+counts, tokens, cost, latency percentiles (nearest rank) and error rate per model, tool,
+tenant, experiment, variant or time bucket. Tokens and cost come from ``token_usage``
+events; ``unpriced`` counts those without a price (``cost_usd`` is then a lower bound, and
+None where nothing was priced). Naive datetimes are UTC. Latency is that of model calls by
+model, of tool calls by tool, of chat turns otherwise. ``error_rate`` = (errors + failed
+tool calls) / (model calls + tool calls + errors).
 """
 
 from __future__ import annotations

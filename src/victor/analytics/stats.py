@@ -8,12 +8,9 @@ from dataclasses import dataclass, field
 @dataclass(slots=True)
 class ExporterStats:
     """Counters of one exporter (a snapshot, see ``AnalyticsCoordinator.stats``).
-
-    ``outboxed``: events written to the outbox for it (remote exporters); ``queued``:
-    events waiting in memory for it (the others); ``dropped``: events it will never see
-    (its queue was full, it kept failing without an outbox, or the outbox could not be
-    written); ``rejected``: events it refused for good (bad data).
-    """
+    ``outboxed``: written to the outbox for it (remote exporters); ``queued``: waiting in
+    memory for it (local ones); ``dropped``: it will never see them (a full queue, failing
+    retries, an outbox that could not be written); ``rejected``: refused for good."""
 
     name: str
     exported: int = 0

@@ -1,9 +1,6 @@
-"""The events table, the same in SQLite and PostgreSQL.
-
-The schema is a list of idempotent statements (``IF NOT EXISTS``) run when an exporter
-first connects; a new version of Victor appends to it, so upgrading Victor upgrades the
-table. Names are checked, never interpolated as given.
-"""
+"""The events table, the same in SQLite and PostgreSQL: idempotent statements run when an
+exporter first connects. A new version of Victor appends to them, so upgrading Victor
+upgrades the table."""
 
 from __future__ import annotations
 
@@ -15,8 +12,7 @@ _LONGEST_SUFFIX = len("_type_ts")
 
 
 def check_table(table: str) -> str:
-    """A clear error when the exporter is built, not a failure at every export. Derived
-    names must fit too: PostgreSQL would truncate them."""
+    """The name, checked with those derived from it (PostgreSQL truncates long names)."""
     return check_ident(table, "table", max_length=MAX_LENGTH - _LONGEST_SUFFIX)
 
 

@@ -1,18 +1,16 @@
 """Collects analytics events and hands them to exporters in the background.
 
 The chat loop calls :meth:`AnalyticsCoordinator.emit` for every event: a list append. A
-background task takes them in batches and delivers them (:mod:`victor.analytics.delivery`):
-to a **local** exporter (the SQLite default, JSON lines, the console, custom exporters)
-through its own bounded queue, so a slow or failing exporter slows neither a chat turn nor
-another exporter; to a **remote** exporter (``outbox = True``: PostgreSQL, OpenTelemetry)
-through the :mod:`~victor.analytics.outbox`, a local SQLite file the next process drains too.
-Memory is bounded: past ``max_queue`` events are dropped, counted in :attr:`stats`, logged.
+background task delivers them in batches: to a **local** exporter (SQLite, JSON lines, the
+console) through its own bounded queue, so a slow or failing exporter slows neither a chat
+turn nor another exporter; to a **remote** one (``outbox = True``: PostgreSQL,
+OpenTelemetry) through the :mod:`~victor.analytics.outbox`, which the next process drains
+too. Past ``max_queue`` events are dropped, counted in :attr:`stats` and logged.
 
 **What can be lost** when the process dies without :meth:`aclose` (SIGKILL, a crash): the
-events in memory, i.e. those emitted since the background task last took a batch (at most
-``flush_interval`` seconds' or ``batch_size`` events' worth) and those queued for local
-exporters; never a batch in the outbox. A smaller ``flush_interval`` or ``batch_size``
-shrinks that window; ``await flush()`` closes it at a point of your choice.
+events still in memory, at most ``flush_interval`` seconds' or ``batch_size`` events'
+worth, and those queued for local exporters; never a batch in the outbox. Smaller values
+shrink that window; ``await flush()`` closes it at a point of your choice.
 """
 
 from __future__ import annotations
@@ -40,13 +38,10 @@ logger = logging.getLogger("victor.analytics")
 
 
 class AnalyticsCoordinator:
-    """Batches events in the background and delivers them to every exporter.
-
-    ``batch_size`` events or ``flush_interval`` seconds, whichever comes first, make a
-    batch (0.1 s: a live dashboard within a tenth of a second, and little in memory at a
-    crash). ``exporters`` is a plain list: add or remove exporters at any time.
-    ``outbox_path`` defaults to ``Settings().data_dir / "analytics-outbox.db"`` (created on
-    first use, by the first remote exporter's batch).
+    """Batches events and delivers them to every exporter (a plain list: add or remove
+    exporters at any time). ``batch_size`` events or ``flush_interval`` seconds, whichever
+    comes first, make a batch. ``outbox_path`` defaults to ``Settings().data_dir /
+    "analytics-outbox.db"``, created by the first remote exporter's batch.
     """
 
     DEFAULT_MAX_QUEUE = 100_000

@@ -25,19 +25,15 @@ def partial_result(exported: int, rejected: Sequence[EventEncodeError]) -> Expor
 
 
 class BaseAnalyticsExporter(IAnalyticsExporter):
-    """Subclass this to send events somewhere.
+    """Subclass this to send events somewhere: implement :meth:`export`, returning a result
+    rather than raising where you can (see :class:`ExportResult`).
 
-    Implement :meth:`export`; return a result instead of raising where you can (see
-    :class:`ExportResult`). Set ``name`` (stable across restarts) to tell two exporters of
-    one class apart in the stats. A remote destination (a database, a collector) sets
-    ``outbox = True``: its batches are written to the local outbox first and forwarded
-    from there, so an outage or a restart loses nothing; it then sets ``destination`` (a
-    URL without its password): the outbox keeps each destination's batches apart. An
-    exporter that reads events only through their attributes (never ``model_dump``) sets
-    ``takes_records = True`` and receives the chat loop's records unconverted.
-
-    An exporter whose calls block (a synchronous driver) runs them with
-    ``asyncio.to_thread`` (or see :class:`BlockingWriteExporter`).
+    ``name`` (stable across restarts) tells two exporters of one class apart in the stats.
+    A remote destination (a database, a collector) sets ``outbox = True``, so an outage or a
+    restart loses nothing, and ``destination`` (a URL without its password), which keeps its
+    batches apart in the outbox. ``takes_records = True``: the exporter reads events only
+    through their attributes and gets the chat loop's records unconverted. Blocking calls
+    go to a thread (see :class:`BlockingWriteExporter`).
     """
 
     name: str | None = None
@@ -50,10 +46,9 @@ class BaseAnalyticsExporter(IAnalyticsExporter):
 
 
 class BlockingWriteExporter(BaseAnalyticsExporter):
-    """For exporters whose writes are blocking calls (a file, ``sqlite3``): each batch is
-    written by :meth:`_export` on one thread of the exporter's own, so batches stay in
-    order and the loop never waits on the disk; :meth:`_close` releases what that thread
-    holds, on that thread, at shutdown."""
+    """For exporters whose writes block (a file, ``sqlite3``): :meth:`_export` writes each
+    batch on the exporter's own thread, in order, and :meth:`_close` releases what that
+    thread holds, on that thread, at shutdown."""
 
     takes_records = True
     _executor: ThreadPoolExecutor | None = None

@@ -15,11 +15,8 @@ from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 class JSONLAnalyticsExporter(BlockingWriteExporter):
     """One JSON object per line, appended to ``path``; ``fsync=True`` makes each batch
-    durable before it counts as exported.
-
-    A file is append-only, so an event written again after a failure can appear twice: readers
-    should de-duplicate on ``event_id`` (the databases do it themselves).
-    """
+    durable before it counts as exported. An event written again after a failure appears
+    twice: readers de-duplicate on ``event_id`` (the databases do it themselves)."""
 
     _file: IO[bytes] | None = None  # opened at the first batch (never, for the console)
 
@@ -53,10 +50,7 @@ class JSONLAnalyticsExporter(BlockingWriteExporter):
 
 
 class ConsoleAnalyticsExporter(JSONLAnalyticsExporter):
-    """JSON lines written to ``stream`` (standard output by default) instead of a file.
-
-    A local exporter: a console that missed events does not want them later.
-    """
+    """JSON lines written to ``stream`` (standard output by default) instead of a file."""
 
     def __init__(self, stream: TextIO | None = None, *, name: str | None = None) -> None:
         self.stream, self.name = stream, name or self.name

@@ -1,11 +1,8 @@
-"""Sends events to OpenTelemetry as spans and metrics named by the GenAI conventions.
-
-Model calls become ``chat {model}`` client spans, tool calls ``execute_tool {tool}`` spans,
-chat turns ``invoke_agent`` spans, errors ``victor.error`` spans; token usage and durations
-feed the standard ``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration``
-histograms. Spans are created after the fact (the event's timestamp is the end, its latency
-the duration), in a worker thread so a slow SDK pipeline never stalls the event loop.
-Needs ``opentelemetry-api`` (the ``otel`` extra); without an SDK the providers are no-ops.
+"""Events as OpenTelemetry spans and metrics, named by the GenAI conventions: ``chat``,
+``execute_tool`` and ``invoke_agent`` spans, ``victor.error`` spans, and the
+``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration`` histograms. Spans
+are made after the fact, in a worker thread. Needs ``opentelemetry-api`` (the ``otel``
+extra); without an SDK the providers are no-ops.
 """
 
 from __future__ import annotations

@@ -29,12 +29,9 @@ def open_sqlite(path: Path, table: str, *, timeout: float = 30.0) -> sqlite3.Con
 
 
 class SQLiteAnalyticsExporter(BlockingWriteExporter):
-    """Stores events in a SQLite file (default ``Settings().data_dir / "analytics.db"``):
-    the embedded default, and a durable store in itself (WAL, ``synchronous=NORMAL``).
-
-    Batches are inserted with one ``executemany`` per transaction in a dedicated thread;
-    ``INSERT OR IGNORE`` on the ``event_id`` primary key makes replays harmless.
-    """
+    """Stores events in a SQLite file (default ``Settings().data_dir / "analytics.db"``),
+    the embedded default and a durable store in itself: one ``executemany`` per batch and
+    transaction, ``INSERT OR IGNORE`` on the ``event_id`` key so replays are harmless."""
 
     def __init__(
         self,
