@@ -506,7 +506,8 @@ async def test_an_outbox_that_fails_is_retried_and_delivery_goes_on(tmp_path):
 
 
 async def test_an_unreadable_outbox_line_is_rejected_and_the_rest_delivered(tmp_path, caplog):
-    """A damaged line in the outbox is counted and logged; it never holds back the rest."""
+    """A damaged line in the outbox is counted and logged, and its batch set aside (never
+    deleted); it never holds back the rest."""
     from victor.analytics.encoding import json_lines
 
     path = tmp_path / "outbox.db"
@@ -521,5 +522,5 @@ async def test_an_unreadable_outbox_line_is_rejected_and_the_rest_delivered(tmp_
         await coord.aclose()
     assert sorted(sink.ids) == sorted(e.event_id for e in good)
     assert coord.stats.exporters["store"].rejected == 1
-    assert "unreadable outbox line" in caplog.text and "not json" in caplog.text
-    assert waiting(path, "store") == 0
+    assert "unreadable: batch set aside" in caplog.text and "not json" in caplog.text
+    assert waiting(path, "store") == 0 and waiting(path, "store#unreadable") == 1  # kept

@@ -204,3 +204,11 @@ def test_a_nul_anywhere_in_data_is_refused_but_the_text_backslash_u0000_is_kept(
             ev.encode_data("e", data)
     for text in ("\\u0000", "\\\\u0000", "x\\\\\\\\u0000"):  # backslashes, then "u0000"
         assert json.loads(ev.encode_data("e", {"a": text})) == {"a": text}
+
+
+def test_numbers_and_times_a_database_cannot_hold_are_left_out_or_refused():
+    huge = make(data={INPUT_TOKENS: 2**62, OUTPUT_TOKENS: 2**62})
+    assert encode_row(huge)[11] is None  # the total would overflow a bigint: not stored
+    early = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))  # before year 1 in UTC
+    with pytest.raises(EventEncodeError, match=r"timestamp .* is out of range"):
+        encode_row(make(timestamp=early))

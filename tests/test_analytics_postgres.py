@@ -150,6 +150,27 @@ async def test_rows_refused_by_the_server_are_isolated(pg):
     await exporter.shutdown()
 
 
+async def test_a_row_asyncpg_cannot_encode_is_isolated(pg, monkeypatch):
+    """Defence in depth: a value out of range that got past the encoding fails in asyncpg's
+    COPY, on the client; that row alone is refused, the others are stored."""
+    from victor.analytics.exporters import postgres
+
+    dsn, schema, conn = pg
+    exporter = PostgreSQLAnalyticsExporter(dsn, schema=schema)
+    bad = event(9)
+    real = postgres.encode_row
+
+    def encode(e):
+        row = real(e)
+        return (*row[:9], 2**63, *row[10:]) if e is bad else row
+
+    monkeypatch.setattr(postgres, "encode_row", encode)
+    result = await exporter.export([event(1), bad, event(2)])
+    assert result.rejected_event_ids == [bad.event_id] and result.exported_count == 2
+    assert await counts(conn, schema) == (2, 2)
+    await exporter.shutdown()
+
+
 async def test_connections_cut_mid_run_every_event_arrives_once(pg, tmp_path):
     dsn, schema, conn = pg
     app = f"victor-test-{uuid.uuid4().hex[:8]}"

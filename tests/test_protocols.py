@@ -137,4 +137,5 @@ def test_database_urls_are_shown_without_their_password():
     assert redact_dsn("postgresql://u:secret@h/db?schema=x") == "postgresql://u@h/db?schema=x"
     assert redact_dsn("postgres://u:s@h:5/db?password=p&b=2&a=1") == "postgresql://u@h:5/db?a=1&b=2"
     assert redact_dsn("host=h password=secret dbname=app") == "host=h dbname=app"
+    assert redact_dsn("host=h password = 'a b\\'c' dbname=app") == "host=h dbname=app"
     assert redact_dsn("/tmp/my dir/a.db") == "/tmp/my dir/a.db"

@@ -32,14 +32,15 @@ def to_models(batch: Sequence[Any]) -> Batch:
     return tuple(e if isinstance(e, AnalyticsEvent) else e.to_model() for e in batch)
 
 
-def _decode(payload: bytes, records: bool) -> tuple[Batch, list[str]]:
-    """The events of outbox rows, and the lines that cannot be read (a damaged file)."""
+def _decode(rows: list[tuple[int, bytes]], records: bool) -> tuple[Batch, list[tuple[int, str]]]:
+    """The events of outbox rows, and the lines that cannot be read: (row id, why)."""
     events, unreadable = [], []
-    for line in payload.splitlines():
-        try:
-            events.append(decode_line(line))
-        except Exception as exc:
-            unreadable.append(f"{line[:60]!r} ({exc})")
+    for batch_id, payload in rows:
+        for line in payload.splitlines():
+            try:
+                events.append(decode_line(line))
+            except Exception as exc:
+                unreadable.append((batch_id, f"{line[:60]!r} ({exc})"))
     return (tuple(events) if records else to_models(events)), unreadable
 
 
@@ -172,12 +173,12 @@ class Delivery:
                 continue
             if rows:
                 try:
-                    payload = b"".join(payload for _, payload in rows)
-                    events, unreadable = await c.io(_decode, payload, self.takes_records)
-                    self.reject(unreadable, "unreadable outbox line")
-                    left, error = await self._send(events)
+                    events, unreadable = await c.io(_decode, rows, self.takes_records)
+                    left, error = await self._send(events) if events else ((), None)
                     if not left:
-                        await c.io(c.outbox.done, [batch_id for batch_id, _ in rows])
+                        aside = {batch_id for batch_id, _ in unreadable}
+                        await c.io(c.outbox.done, [i for i, _ in rows], aside)
+                        self.reject([why for _, why in unreadable], "unreadable: batch set aside")
                 except Exception as exc:  # rows kept: sent again, stored once (event_id)
                     left, error = True, f"outbox: {type(exc).__name__}: {exc}"
             elif rows is not None:  # a local exporter's queue (None: the outbox failed)

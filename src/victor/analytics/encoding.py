@@ -105,7 +105,11 @@ def _checked(event: Any) -> tuple[list[str | None], datetime, Any]:
             raise EventEncodeError(eid, f"timestamp {ts!r} is not ISO 8601") from None
     if not isinstance(ts, datetime):
         raise EventEncodeError(eid, f"timestamp must be a datetime, not {type(ts).__name__}")
-    return texts, ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC), data
+    try:
+        ts = ts.astimezone(UTC) if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    except OverflowError:
+        raise EventEncodeError(eid, f"timestamp {ts} is out of range") from None
+    return texts, ts, data
 
 
 def _int(value: Any) -> int | None:
@@ -135,7 +139,7 @@ def encode_row(event: Any, *, epoch: bool = False) -> tuple[Any, ...]:
     inp, out = _int(get(ev.INPUT_TOKENS)), _int(get(ev.OUTPUT_TOKENS))
     total = _int(get(ev.TOTAL_TOKENS))
     if total is None and inp is not None and out is not None:
-        total = inp + out
+        total = _int(inp + out)
     latency = _float(get(ev.LATENCY_MS))
     return (
         event_id,

@@ -9,7 +9,7 @@ All methods block: the coordinator calls them from its one outbox thread.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -61,9 +61,14 @@ class Outbox:
             .fetchall()
         )
 
-    def done(self, batch_ids: Sequence[int]) -> None:
+    def done(self, batch_ids: Sequence[int], unreadable: Collection[int] = ()) -> None:
+        """Delete delivered batches. Those with unreadable lines are set aside instead, under
+        ``<destination>#unreadable``: never sent again, never deleted."""
         with self._db() as conn:
-            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in batch_ids])
+            rows = [(i,) for i in batch_ids if i not in unreadable]
+            conn.executemany("DELETE FROM outbox WHERE id = ?", rows)
+            aside = "UPDATE outbox SET destination = destination || '#unreadable' WHERE id = ?"
+            conn.executemany(aside, [(i,) for i in unreadable])
 
     def status(self) -> list[DestinationStatus]:
         """Batches and bytes waiting, per destination."""

@@ -285,7 +285,7 @@ class PostgresReader(AnalyticsReader):
 
     def __init__(self, dsn: str, *, schema: str = "public", table: str = DEFAULT_TABLE) -> None:
         super().__init__(table)
-        self.target = f"{quote_ident(schema)}.{self.target}"
+        self.target = f"{quote_ident(schema, 'schema')}.{self.target}"
         self.dsn, self.schema = dsn, schema
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()

@@ -223,7 +223,7 @@ def outbox(
     for name in ("batches waiting", "bytes"):
         table.add_column(name, justify="right")
     for status in statuses:
-        table.add_row(redact_dsn(status.destination), f"{status.batches:,}", f"{status.bytes:,}")
+        table.add_row(status.destination, f"{status.batches:,}", f"{status.bytes:,}")
     Console().print(table if statuses else f"nothing waits in {path}")
 
 

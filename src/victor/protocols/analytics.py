@@ -69,7 +69,8 @@ class ExportResult(BaseModel):
       were stored. They are retried a bounded number of times (``max_retries``), then
       rejected as above; the exporter is not taken for down.
     * ``success=False`` without usable ids, an exception or a timeout: nothing was stored
-      and the exporter looks down; the batch is retried with back-off.
+      and the exporter looks down; the batch is retried with back-off. So when nothing was
+      stored, name no ids, not even rejected ones: naming ids says the rest was stored.
 
     ``exported_count`` and ``error`` are informative (logs, stats). Returning ``None``
     counts as full success. Exporters may receive an event twice (a retry after a lost

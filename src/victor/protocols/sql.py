@@ -33,7 +33,7 @@ def redact_dsn(dsn: str) -> str:
     """A database URL (or ``key=value`` DSN) without its password: for messages, and as a
     name for the database that a new password does not change."""
     if "://" not in dsn:
-        return re.sub(r"\bpassword=\S*\s*", "", dsn).strip()
+        return re.sub(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S*)\s*", "", dsn).strip()
     parts = urlsplit(dsn)
     host = parts.netloc.rsplit("@", 1)[-1]
     netloc = f"{parts.username}@{host}" if parts.username else host

@@ -23,8 +23,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "PostgreSQLAnalyticsExporter needs asyncpg: pip install 'victor-orchestrator[postgres]'"
     ) from exc
 
-#: One bad row (or a constraint added by hand) fails the whole COPY.
-_BAD_ROW = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+#: One bad row fails the whole COPY: refused by the server (a constraint added by hand) or
+#: by asyncpg's encoding (a value out of range).
+_BAD_ROW = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    ArithmeticError,
+    ValueError,
+)
 
 
 async def _chunks(items: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
@@ -78,7 +84,7 @@ class PostgreSQLAnalyticsExporter(BaseAnalyticsExporter):
         name: str | None = None,
         migrate: bool = True,
     ) -> None:
-        quote_ident(schema)
+        quote_ident(schema, "schema")
         check_table(table)
         self.dsn, self.schema, self.table, self.migrate = dsn, schema, table, migrate
         self.destination = f"{redact_dsn(dsn)}#{schema}.{table}"
