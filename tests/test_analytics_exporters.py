@@ -168,6 +168,7 @@ async def test_opentelemetry_spans_and_metrics_follow_genai_conventions():
     by_name = {s.name: s for s in spans.get_finished_spans()}
     chat = by_name["chat gpt-4o"]
     assert chat.kind == SpanKind.CLIENT and chat.parent is None
+    assert chat.instrumentation_scope.name == "victor.analytics"
     assert chat.attributes["gen_ai.operation.name"] == "chat"
     assert chat.attributes["gen_ai.usage.input_tokens"] == 100
     assert chat.attributes["gen_ai.conversation.id"] == "t:s"

@@ -126,9 +126,8 @@ class Delivery:
             return None, f"{type(exc).__name__}: {exc}"
 
     async def _send(self, events: Sequence[Any]) -> tuple[Sequence[Any], str | None]:
-        """Export with retries. Returns what is left when the exporter looks down (nothing
-        stored at the last try), and the last error. Events a working exporter keeps
-        naming as failed are rejected after the retries."""
+        """Export with retries: (what is left when the exporter looks down, last error).
+        Events a working exporter keeps naming as failed are rejected after the retries."""
         c = self.coordinator
         retry: Batch | None = None
         for attempt in range(c.max_retries + 1):

@@ -58,8 +58,7 @@ def event_label(event: Any) -> str:
 
 def encode_data(event_id: str, data: Any) -> str:
     """``data`` as compact JSON (NaN and infinities become null), or
-    :class:`EventEncodeError`. Databases refuse NUL characters and lone surrogates, so
-    they are refused here for every exporter."""
+    :class:`EventEncodeError`: NUL characters and lone surrogates are refused, as databases do."""
     if data is None:
         return "{}"
     if not isinstance(data, dict):

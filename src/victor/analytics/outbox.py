@@ -27,8 +27,7 @@ class DestinationStatus(NamedTuple):
 
 
 class Outbox:
-    """One SQLite file (``Settings().data_dir / "analytics-outbox.db"`` by default),
-    opened on first use."""
+    """One SQLite file, opened on first use."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()

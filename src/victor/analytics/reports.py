@@ -164,8 +164,7 @@ class AnalyticsReader(ABC):
         bucket: str | timedelta = "1h",
         latency_of: str | None = None,
     ) -> list[SummaryRow]:
-        """One row per group over ``[since, until)``, most events first (time order
-        when grouping by ``bucket``)."""
+        """One row per group over ``[since, until)``, most events first (by time for buckets)."""
         dims = [by] if isinstance(by, str) else list(by or [])
         for dim in dims:
             if dim not in DIMENSIONS and dim != "bucket":
@@ -278,8 +277,7 @@ class SQLiteReader(AnalyticsReader):
 
 
 class PostgresReader(AnalyticsReader):
-    """Reads the PostgreSQL store through a small asyncpg pool: concurrent calls (a
-    dashboard asking for several summaries at once) each get their own connection."""
+    """Reads the PostgreSQL store through a small pool: concurrent calls run side by side."""
 
     placeholder = "$"
 

@@ -51,8 +51,7 @@ def sqlite_schema(table: str) -> list[str]:
 
 
 def postgres_schema(schema: str, table: str) -> tuple[list[str], str]:
-    """The statements, and the name of the object the last one creates: when it exists,
-    the table is up to date and nothing needs running."""
+    """The statements, and the object the last one creates: if it exists, all is done."""
     t = f"{quote_ident(schema)}.{quote_ident(table)}"
     cols = _columns("text", "double precision", "bigint", "boolean", "timestamptz", "jsonb")
     return [

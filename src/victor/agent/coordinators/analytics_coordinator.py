@@ -205,8 +205,7 @@ class AnalyticsCoordinator:
                 delivery.reject([e.event_id for e in bad], rejection_message(bad))
 
     def _write_outbox(self, batch: Batch, keys: list[str]) -> list[EventEncodeError]:
-        """The batch as JSON lines, one row per destination, in one transaction (on the
-        outbox thread); returns the errors of the events that cannot be encoded."""
+        """The batch into the outbox (on its thread); the errors of events it cannot encode."""
         payload, bad = json_lines(batch)
         if payload:
             self.outbox.put([(key, payload) for key in keys])
@@ -228,9 +227,8 @@ class AnalyticsCoordinator:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Deliver everything emitted so far. True when it all reached every exporter
-        (none dropped or rejected, no destination down); False otherwise, or when
-        ``timeout`` ran out first."""
+        """Deliver everything emitted so far: True when all of it reached every exporter
+        (none dropped or rejected, no destination down), False otherwise or on timeout."""
         if not self.exporters and not self._deliveries:
             self._buf.clear()
             return True
@@ -251,8 +249,7 @@ class AnalyticsCoordinator:
 
     async def aclose(self) -> None:
         """Deliver what is queued, drain the outbox where the destination is up (within
-        ``close_timeout``), stop and shut the exporters down. What a destination that is
-        down did not take stays in the outbox for the next start."""
+        ``close_timeout``) and shut the exporters down; the rest waits in the outbox."""
         if self._closed:
             return
         self._ensure_started()

@@ -19,6 +19,7 @@ from victor.protocols.analytics import AnalyticsEvent, ExportResult
 
 _SCOPE = "victor.analytics"
 _OPERATION = "gen_ai.operation.name"
+_SCOPE_ATTRIBUTES = (ev.CONVERSATION_ID, "victor.tenant.id", "victor.experiment", "victor.variant")
 
 
 def _number(value: Any) -> float | None:
@@ -83,14 +84,9 @@ class OpenTelemetryAnalyticsExporter(BaseAnalyticsExporter):
         kind, data, ts = event.type, event.data, event.timestamp
         if not isinstance(kind, str) or not isinstance(data, dict) or not isinstance(ts, datetime):
             raise ValueError("type must be a string, data a dict and timestamp a datetime")
-        attrs: dict[str, Any] = {"victor.event.type": kind} | _strings(
-            [
-                (ev.CONVERSATION_ID, event.session_id),
-                ("victor.tenant.id", event.tenant_id),
-                ("victor.experiment", event.experiment),
-                ("victor.variant", event.variant),
-            ]
-        )
+        scope = (event.session_id, event.tenant_id, event.experiment, event.variant)
+        attrs: dict[str, Any] = {"victor.event.type": kind}
+        attrs |= _strings(zip(_SCOPE_ATTRIBUTES, scope, strict=True))
         model = {_OPERATION: "chat"} | _strings((k, data.get(k)) for k in (ev.MODEL, ev.PROVIDER))
         latency = _number(data.get(ev.LATENCY_MS)) or _number(data.get(ev.DURATION_MS))
         seconds = (latency or 0.0) / 1e3

@@ -25,12 +25,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 #: One bad row fails the whole COPY: refused by the server (a constraint added by hand) or
 #: by asyncpg's encoding (a value out of range).
-_BAD_ROW = (
-    asyncpg.DataError,
-    asyncpg.IntegrityConstraintViolationError,
-    ArithmeticError,
-    ValueError,
-)
+_REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+_BAD_ROW = (*_REFUSED, ArithmeticError, ValueError)
 
 
 async def _chunks(items: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
